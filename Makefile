@@ -1,0 +1,55 @@
+# csdkit developer entry points. `make demo` and `make test` work on a fresh machine: they create
+# .venv if missing, install torch only if none is importable, build and install csdkit, then run.
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+PIP := $(VPY) -m pip
+TORCH_SPEC ?= torch==2.13.0
+CSDKIT_CUDA ?= AUTO
+export CSDKIT_CUDA
+RUN_DIR ?= runs/demo
+
+.PHONY: all venv build test test-cpp test-py lint demo bench clean
+
+all: build
+
+# ---- environment ------------------------------------------------------------------------------
+$(VENV)/.deps-stamp: pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install -q --upgrade pip
+	@$(VPY) -c "import torch" 2>/dev/null || { echo "installing $(TORCH_SPEC) (CPU build here; GPU users: install your CUDA torch first)"; $(PIP) install -q "$(TORCH_SPEC)"; }
+	@$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=3" ninja
+	@command -v cmake >/dev/null 2>&1 || $(PIP) install -q "cmake>=3.24"
+	@$(PIP) install -q numpy "diffusers>=0.27" "transformers>=4.38" "safetensors>=0.4" "trimesh>=4.0" \
+		"xatlas>=0.0.9" "pillow>=9.0" "tqdm>=4.60" "pytest>=7" "hypothesis>=6" "ruff>=0.5"
+	@touch $@
+
+venv: $(VENV)/.deps-stamp
+
+# ---- build: the wheel's CMake tree persists in build/<wheel tag>, so rebuilds are incremental ----
+build: venv
+	@rm -f python/csdkit/_C*.so  # developer in-tree builds must not shadow the installed module
+	$(PIP) install -q --no-build-isolation --no-deps .
+	@$(VPY) -c "import csdkit, json; print('csdkit build:', json.dumps(csdkit.build_info()))"
+
+# ---- tests ------------------------------------------------------------------------------------
+test-cpp: build
+	ctest --test-dir $(firstword $(wildcard build/cp*)) --output-on-failure
+
+test-py: build
+	$(VPY) -m pytest -q tests
+
+test: test-cpp test-py
+
+lint: venv
+	$(VPY) -m ruff check python tests benchmarks examples
+
+# ---- demo -------------------------------------------------------------------------------------
+demo: build
+	$(VPY) examples/fit_image.py --out $(RUN_DIR)
+
+bench: build
+	$(VPY) benchmarks/run.py hashgrid --json bench-hashgrid.json
+
+clean:
+	rm -rf build runs python/csdkit/_C*.so

@@ -1,0 +1,45 @@
+// csdkit/common.h -- macros and small helpers shared by the CPU and CUDA kernels.
+//
+// Per-element math is written once as CSDKIT_HD inline functions: the CPU kernels in cpp/src call
+// them in loops, the CUDA kernels in cuda/ call them per thread. CPU tests therefore exercise the
+// exact arithmetic the GPU runs; CUDA code adds only launch shape and atomics.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#if defined(__CUDACC__)
+#define CSDKIT_HD __host__ __device__ __forceinline__
+#define CSDKIT_DEVICE __device__ __forceinline__
+#else
+#define CSDKIT_HD inline
+#define CSDKIT_DEVICE inline
+#endif
+
+namespace csdkit {
+
+// Where a kernel runs. `device < 0` means the CPU; otherwise a CUDA device ordinal.
+// `stream` is a cudaStream_t cast to a pointer (nullptr = the legacy default stream).
+struct Device {
+  int index = -1;
+  void* stream = nullptr;
+  bool is_cuda() const { return index >= 0; }
+};
+
+// Raised for invalid arguments of the C++ API (pybind11 maps it to ValueError).
+inline void check_arg(bool ok, const std::string& function, const std::string& message) {
+  if (!ok) throw std::invalid_argument(function + "(): " + message);
+}
+
+// Library information: version, whether CUDA kernels were compiled, for which architectures.
+const char* version();
+bool compiled_with_cuda();
+const char* cuda_architectures();
+int cuda_device_count();  // 0 when not compiled with CUDA or no device/driver is present
+
+// CPU threads used by the CPU kernels (default: hardware concurrency, or CSDKIT_NUM_THREADS).
+int num_threads();
+void set_num_threads(int n);
+
+}  // namespace csdkit

@@ -1,0 +1,223 @@
+// csdkit/hashgrid.h -- multiresolution hash-grid encoding (Mueller et al. 2022), with the exact
+// semantics of tiny-cuda-nn's GridEncoding (hash type), so parameters trained there load here.
+//
+// Level l (0-based):
+//   scale_l      = base_resolution * per_level_scale**l - 1      (computed as exp2(l*log2(s))*b - 1)
+//   resolution_l = ceil(scale_l) + 1
+//   size_l       = min(next_multiple_of_8(resolution_l**d), 2**log2_hashmap_size)
+//   position     = scale_l * x + 0.5; corner = floor(position); frac = position - corner
+//   index        = dense (sum corner_i * resolution_l**i) if resolution_l**d <= size_l,
+//                  else xor_i(corner_i * prime_i) with primes (1, 2654435761, 805459861), in uint32;
+//                  then index % size_l.
+// The parameters of all levels are one flat array [sum_l size_l, n_features]; level l starts at
+// row offsets[l]. The output is [N, n_levels * n_features], level-major.
+// Inputs are clamped to [0, 1]; the gradient w.r.t. a clamped coordinate is zero.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "csdkit/common.h"
+
+namespace csdkit {
+namespace hashgrid {
+
+constexpr int kMaxLevels = 32;
+constexpr int kMaxDims = 3;
+constexpr int kMaxFeatures = 8;
+
+enum Interpolation : int { kLinear = 0, kSmoothstep = 1 };
+
+// Options of the encoding (the only thing a caller sets).
+struct Options {
+  int n_dims = 3;              // input dimensions: 2 or 3
+  int n_levels = 16;           // number of resolution levels, 1..kMaxLevels
+  int n_features = 2;          // features per level: 1, 2, 4 or 8
+  int log2_hashmap_size = 19;  // max rows per level = 2**log2_hashmap_size (<= 30)
+  int base_resolution = 16;    // resolution of the coarsest level (>= 2)
+  float per_level_scale = 1.447f;  // growth factor between levels (>= 1)
+  int interpolation = kLinear;     // kLinear or kSmoothstep
+};
+
+// Per-level constants derived from Options by make_layout().
+struct Layout {
+  int n_dims = 3;
+  int n_levels = 0;
+  int n_features = 2;
+  int interpolation = kLinear;
+  uint32_t offsets[kMaxLevels + 1] = {};  // first row of each level; offsets[n_levels] = n_params
+  uint32_t resolution[kMaxLevels] = {};
+  float scale[kMaxLevels] = {};
+};
+
+// Validates `opt` (throws std::invalid_argument) and computes the per-level layout.
+Layout make_layout(const Options& opt);
+
+// ---- per-element math, shared by the CPU and CUDA kernels --------------------------------------
+
+CSDKIT_HD float level_scale(int level, float per_level_scale, int base_resolution) {
+  return exp2f(level * log2f(per_level_scale)) * base_resolution - 1.0f;
+}
+
+CSDKIT_HD uint32_t level_resolution(float scale) { return static_cast<uint32_t>(ceilf(scale)) + 1u; }
+
+CSDKIT_HD float floor_t(float v) { return floorf(v); }
+CSDKIT_HD double floor_t(double v) { return ::floor(v); }
+
+template <typename T>
+CSDKIT_HD T clamp01(T v) {
+  return v < T(0) ? T(0) : (v > T(1) ? T(1) : v);
+}
+
+// Splits scale*x+0.5 into an integer corner and the interpolation weight along one axis.
+// `w` is the interpolation weight of the upper corner, `dw` its derivative w.r.t. x.
+template <typename T>
+CSDKIT_HD void axis_weight(T x, float scale, int interpolation, uint32_t* corner, T* w, T* dw) {
+  const T pos = T(scale) * x + T(0.5);
+  const T fl = floor_t(pos);
+  *corner = static_cast<uint32_t>(static_cast<int>(fl));
+  const T f = pos - fl;
+  if (interpolation == kSmoothstep) {
+    *w = f * f * (T(3) - T(2) * f);
+    *dw = T(6) * f * (T(1) - f) * T(scale);
+  } else {
+    *w = f;
+    *dw = T(scale);
+  }
+}
+
+// Row of the parameter table (relative to the level's offset) for a grid vertex.
+CSDKIT_HD uint32_t grid_index(const uint32_t* corner, int n_dims, uint32_t resolution, uint32_t size) {
+  uint32_t stride = 1, index = 0;
+  for (int d = 0; d < n_dims && stride <= size; ++d) {
+    index += corner[d] * stride;
+    stride *= resolution;
+  }
+  if (size < stride) {
+    constexpr uint32_t primes[3] = {1u, 2654435761u, 805459861u};
+    index = 0;
+    for (int d = 0; d < n_dims; ++d) index ^= corner[d] * primes[d];
+  }
+  return index % size;
+}
+
+// Corner `c` (bit d = upper along axis d) of the cell at `base`: writes its grid coordinates and
+// returns its trilinear (or smoothstep) weight.
+template <typename T>
+CSDKIT_HD T corner_weight(int c, int n_dims, const uint32_t* base, const T* w, uint32_t* out_corner) {
+  T weight = T(1);
+  for (int d = 0; d < n_dims; ++d) {
+    const bool upper = (c >> d) & 1;
+    out_corner[d] = base[d] + (upper ? 1u : 0u);
+    weight *= upper ? w[d] : (T(1) - w[d]);
+  }
+  return weight;
+}
+
+// Per-level cell lookup for one point: base corner, weights and weight derivatives.
+template <typename T>
+CSDKIT_HD void level_cell(const Layout& L, int level, const T* x, uint32_t* base, T* w, T* dw) {
+  for (int d = 0; d < L.n_dims; ++d)
+    axis_weight<T>(clamp01(x[d]), L.scale[level], L.interpolation, &base[d], &w[d], &dw[d]);
+}
+
+// Forward at one level for one point: out_level[f] = sum_corners weight * params[row, f].
+template <typename T>
+CSDKIT_HD void level_forward(const Layout& L, int l, const T* xi, const T* params, T* out_level) {
+  const int D = L.n_dims, F = L.n_features;
+  const uint32_t size = L.offsets[l + 1] - L.offsets[l];
+  const T* table = params + int64_t(L.offsets[l]) * F;
+  uint32_t base[kMaxDims], corner[kMaxDims];
+  T w[kMaxDims], dw[kMaxDims];
+  level_cell<T>(L, l, xi, base, w, dw);
+  T acc[kMaxFeatures];
+  for (int f = 0; f < F; ++f) acc[f] = T(0);
+  for (int c = 0; c < (1 << D); ++c) {
+    const T weight = corner_weight<T>(c, D, base, w, corner);
+    const T* row = table + int64_t(grid_index(corner, D, L.resolution[l], size)) * F;
+    for (int f = 0; f < F; ++f) acc[f] += weight * row[f];
+  }
+  for (int f = 0; f < F; ++f) out_level[f] = acc[f];
+}
+
+// Scatter of one point's output gradient g[F] at level l into d_params, via add(ptr, value)
+// (a plain += on the CPU, atomicAdd on the GPU).
+template <typename T, typename Add>
+CSDKIT_HD void level_backward_params(const Layout& L, int l, const T* xi, const T* g, T* d_params, Add add) {
+  const int D = L.n_dims, F = L.n_features;
+  const uint32_t size = L.offsets[l + 1] - L.offsets[l];
+  T* grad = d_params + int64_t(L.offsets[l]) * F;
+  uint32_t base[kMaxDims], corner[kMaxDims];
+  T w[kMaxDims], dw[kMaxDims];
+  level_cell<T>(L, l, xi, base, w, dw);
+  for (int c = 0; c < (1 << D); ++c) {
+    const T weight = corner_weight<T>(c, D, base, w, corner);
+    T* row = grad + int64_t(grid_index(corner, D, L.resolution[l], size)) * F;
+    for (int f = 0; f < F; ++f) add(row + f, weight * g[f]);
+  }
+}
+
+// Adds d(g . out_level)/d(x) at level l to dx[D]: for each axis d, the sum over the cell's edges
+// along d of (other axes' weights) * dw_d * g . (value at upper end - value at lower end).
+template <typename T>
+CSDKIT_HD void level_backward_input(const Layout& L, int l, const T* xi, const T* params, const T* g, T* dx) {
+  const int D = L.n_dims, F = L.n_features;
+  const uint32_t size = L.offsets[l + 1] - L.offsets[l];
+  const T* table = params + int64_t(L.offsets[l]) * F;
+  uint32_t base[kMaxDims], corner[kMaxDims];
+  T w[kMaxDims], dw[kMaxDims];
+  level_cell<T>(L, l, xi, base, w, dw);
+  for (int d = 0; d < D; ++d) {
+    T acc = T(0);
+    for (int c = 0; c < (1 << D); ++c) {
+      if ((c >> d) & 1) continue;  // each edge once, from its lower end
+      T weight = dw[d];
+      for (int e = 0; e < D; ++e) {
+        if (e == d) continue;
+        weight *= ((c >> e) & 1) ? w[e] : (T(1) - w[e]);
+      }
+      for (int e = 0; e < D; ++e) corner[e] = base[e] + ((c >> e) & 1);
+      const T* lo = table + int64_t(grid_index(corner, D, L.resolution[l], size)) * F;
+      corner[d] += 1;
+      const T* hi = table + int64_t(grid_index(corner, D, L.resolution[l], size)) * F;
+      T diff = T(0);
+      for (int f = 0; f < F; ++f) diff += g[f] * (hi[f] - lo[f]);
+      acc += weight * diff;
+    }
+    dx[d] += acc;
+  }
+}
+
+// The input gradient is zero for coordinates that were clamped into [0, 1].
+template <typename T>
+CSDKIT_HD T mask_clamped(T x, T grad) {
+  return (x < T(0) || x > T(1)) ? T(0) : grad;
+}
+
+// ---- kernels ------------------------------------------------------------------------------------
+// Pointers are contiguous row-major arrays of T (float or double):
+//   x [n, n_dims], params [n_params, n_features], out/d_out [n, n_levels * n_features],
+//   d_params [n_params, n_features] (accumulated into: +=), d_x [n, n_dims] (overwritten).
+// Backward: pass nullptr for a gradient that is not needed.
+
+template <typename T>
+void encode_forward(const Layout& L, int64_t n, const T* x, const T* params, T* out, Device dev = {});
+
+template <typename T>
+void encode_backward(const Layout& L, int64_t n, const T* x, const T* params, const T* d_out,
+                     T* d_params, T* d_x, Device dev = {});
+
+// CPU and CUDA implementations (encode_forward/backward dispatch on dev).
+template <typename T>
+void encode_forward_cpu(const Layout& L, int64_t n, const T* x, const T* params, T* out);
+template <typename T>
+void encode_backward_cpu(const Layout& L, int64_t n, const T* x, const T* params, const T* d_out,
+                         T* d_params, T* d_x);
+template <typename T>
+void encode_forward_cuda(const Layout& L, int64_t n, const T* x, const T* params, T* out, Device dev);
+template <typename T>
+void encode_backward_cuda(const Layout& L, int64_t n, const T* x, const T* params, const T* d_out,
+                          T* d_params, T* d_x, Device dev);
+
+}  // namespace hashgrid
+}  // namespace csdkit

@@ -1,0 +1,9 @@
+"""Pure-PyTorch twins of every csdkit kernel: the executable specification.
+
+Each function here computes exactly what the matching op in :mod:`csdkit.ops` computes, with plain
+differentiable PyTorch (autograd gives the gradients). Tests compare the kernels against these.
+"""
+
+from .hash_grid import hash_grid_encode_reference
+
+__all__ = ["hash_grid_encode_reference"]

@@ -1,6 +1,7 @@
 // Hash-grid encoding: layout, dispatch and the CPU kernels.
 #include "csdkit/hashgrid.h"
 
+#include <algorithm>
 #include <string>
 
 #include "csdkit/parallel.h"
@@ -56,38 +57,114 @@ struct PlainAdd {
 };
 }  // namespace
 
+// CPU loop structure (the per-element math is the shared Cell of hashgrid.h):
+// * level-major inside each thread's range of points, so one level's table (at most
+//   2**log2_hashmap_size rows, 4 MiB at the defaults) stays cache-resident while all points visit it;
+// * points in blocks of kBlock: first every corner's row and weight, then all the memory accesses,
+//   so the loads (or read-modify-writes) of a block are independent and overlap in flight.
+constexpr int kBlock = 32;
+
+template <typename T, int D>
+struct Block {
+  static constexpr int C = 1 << D;
+  uint32_t rows[kBlock][C];
+  T weights[kBlock][C];
+  T weight_grads[kBlock][C][D];
+
+  // Fills rows/weights (and weight gradients if asked) for points [i0, i0 + nb) at level l.
+  void load(const Layout& L, int l, const T* x, int64_t i0, int nb, bool grads) {
+    for (int k = 0; k < nb; ++k) {
+      const Cell<T, D> cell(L, l, x + (i0 + k) * D);
+      for (int c = 0; c < C; ++c) {
+        rows[k][c] = cell.row(c);
+        weights[k][c] = cell.weight(c);
+        if (grads)
+          for (int d = 0; d < D; ++d) weight_grads[k][c][d] = cell.weight_grad(c, d);
+      }
+    }
+  }
+};
+
 template <typename T>
 void encode_forward_cpu(const Layout& L, int64_t n, const T* x, const T* params, T* out) {
-  const int D = L.n_dims, F = L.n_features;
-  parallel_for(n, 1024, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      for (int l = 0; l < L.n_levels; ++l)
-        level_forward<T>(L, l, x + i * D, params, out + (i * L.n_levels + l) * F);
+  dispatch_dims_features(L, [&](auto d, auto f) {
+    constexpr int D = decltype(d)::value, F = decltype(f)::value, C = 1 << D;
+    parallel_for(n, 1024, [&](int64_t begin, int64_t end) {
+      Block<T, D> blk;
+      for (int l = 0; l < L.n_levels; ++l) {
+        const T* table = params + int64_t(L.offsets[l]) * F;
+        for (int64_t i0 = begin; i0 < end; i0 += kBlock) {
+          const int nb = int(std::min<int64_t>(kBlock, end - i0));
+          blk.load(L, l, x, i0, nb, false);
+          for (int k = 0; k < nb; ++k) {
+            T acc[F] = {};
+            for (int c = 0; c < C; ++c) {
+              const T* row = table + int64_t(blk.rows[k][c]) * F;
+              for (int j = 0; j < F; ++j) acc[j] += blk.weights[k][c] * row[j];
+            }
+            T* o = out + ((i0 + k) * L.n_levels + l) * F;
+            for (int j = 0; j < F; ++j) o[j] = acc[j];
+          }
+        }
+      }
+    });
   });
 }
 
 template <typename T>
 void encode_backward_cpu(const Layout& L, int64_t n, const T* x, const T* params, const T* d_out,
                          T* d_params, T* d_x) {
-  const int D = L.n_dims, F = L.n_features;
-  if (d_params) {
-    // Race-free and deterministic: each task owns whole levels, i.e. disjoint rows of d_params.
-    parallel_for(L.n_levels, 1, [&](int64_t lb, int64_t le) {
-      for (int l = int(lb); l < int(le); ++l)
-        for (int64_t i = 0; i < n; ++i)
-          level_backward_params<T>(L, l, x + i * D, d_out + (i * L.n_levels + l) * F, d_params, PlainAdd<T>{});
-    });
-  }
-  if (d_x) {
-    parallel_for(n, 512, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        T dx[kMaxDims] = {};
-        for (int l = 0; l < L.n_levels; ++l)
-          level_backward_input<T>(L, l, x + i * D, params, d_out + (i * L.n_levels + l) * F, dx);
-        for (int d = 0; d < D; ++d) d_x[i * D + d] = mask_clamped(x[i * D + d], dx[d]);
-      }
-    });
-  }
+  dispatch_dims_features(L, [&](auto d, auto f) {
+    constexpr int D = decltype(d)::value, F = decltype(f)::value, C = 1 << D;
+    if (d_params) {
+      // Race-free and deterministic: each task owns whole levels, i.e. disjoint rows of d_params.
+      // Levels are dealt round-robin (task k takes k, k + tasks, ...) so cheap coarse levels and
+      // expensive hashed fine levels are spread evenly over the threads.
+      const int tasks = std::max(1, std::min(num_threads(), L.n_levels));
+      parallel_for(tasks, 1, [&](int64_t tb, int64_t te) {
+        Block<T, D> blk;
+        for (int64_t task = tb; task < te; ++task)
+          for (int l = int(task); l < L.n_levels; l += tasks) {
+            T* grad = d_params + int64_t(L.offsets[l]) * F;
+            for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+              const int nb = int(std::min<int64_t>(kBlock, n - i0));
+              blk.load(L, l, x, i0, nb, false);
+              for (int k = 0; k < nb; ++k) {
+                const T* g = d_out + ((i0 + k) * L.n_levels + l) * F;
+                for (int c = 0; c < C; ++c) {
+                  T* row = grad + int64_t(blk.rows[k][c]) * F;
+                  for (int j = 0; j < F; ++j) row[j] += blk.weights[k][c] * g[j];
+                }
+              }
+            }
+          }
+      });
+    }
+    if (d_x) {
+      parallel_for(n, 1024, [&](int64_t begin, int64_t end) {
+        Block<T, D> blk;
+        std::fill(d_x + begin * D, d_x + end * D, T(0));
+        for (int l = 0; l < L.n_levels; ++l) {
+          const T* table = params + int64_t(L.offsets[l]) * F;
+          for (int64_t i0 = begin; i0 < end; i0 += kBlock) {
+            const int nb = int(std::min<int64_t>(kBlock, end - i0));
+            blk.load(L, l, x, i0, nb, true);
+            for (int k = 0; k < nb; ++k) {
+              const T* g = d_out + ((i0 + k) * L.n_levels + l) * F;
+              T* dx = d_x + (i0 + k) * D;
+              for (int c = 0; c < C; ++c) {
+                const T* row = table + int64_t(blk.rows[k][c]) * F;
+                T v = T(0);
+                for (int j = 0; j < F; ++j) v += g[j] * row[j];
+                for (int e = 0; e < D; ++e) dx[e] += v * blk.weight_grads[k][c][e];
+              }
+            }
+          }
+        }
+        for (int64_t k = begin * D; k < end * D; ++k) d_x[k] = mask_clamped(x[k], d_x[k]);
+      });
+    }
+  });
 }
 
 static void check_common(const Layout& L, int64_t n, const void* x, const void* params, const char* fn) {

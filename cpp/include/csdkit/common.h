@@ -17,6 +17,17 @@
 #define CSDKIT_DEVICE inline
 #endif
 
+// Unroll hint for loops with compile-time trip counts (both compilers).
+#if defined(__CUDACC__)
+#define CSDKIT_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__) && !defined(__clang__)
+#define CSDKIT_UNROLL _Pragma("GCC unroll 8")
+#elif defined(__clang__)
+#define CSDKIT_UNROLL _Pragma("unroll")
+#else
+#define CSDKIT_UNROLL
+#endif
+
 namespace csdkit {
 
 // Where a kernel runs. `device < 0` means the CPU; otherwise a CUDA device ordinal.

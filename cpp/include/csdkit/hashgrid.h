@@ -16,6 +16,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
+#include <type_traits>
 
 #include "csdkit/common.h"
 
@@ -86,105 +88,129 @@ CSDKIT_HD void axis_weight(T x, float scale, int interpolation, uint32_t* corner
   }
 }
 
-// Row of the parameter table (relative to the level's offset) for a grid vertex.
-CSDKIT_HD uint32_t grid_index(const uint32_t* corner, int n_dims, uint32_t resolution, uint32_t size) {
+// Row of the parameter table (relative to the level's offset) for a grid vertex; equals
+// tiny-cuda-nn's `index % size`, without the integer division on the common paths: a hashed level
+// always has size 2**log2_hashmap_size (a power of two), and a dense index only reaches `size` for
+// vertices one past the grid's upper boundary.
+template <int D>
+CSDKIT_HD uint32_t grid_index(const uint32_t* corner, uint32_t resolution, uint32_t size, bool hashed) {
+  if (hashed) {
+    constexpr uint32_t primes[3] = {1u, 2654435761u, 805459861u};
+    uint32_t index = 0;
+  CSDKIT_UNROLL
+    for (int d = 0; d < D; ++d) index ^= corner[d] * primes[d];
+    return (size & (size - 1)) == 0 ? (index & (size - 1)) : index % size;
+  }
   uint32_t stride = 1, index = 0;
-  for (int d = 0; d < n_dims && stride <= size; ++d) {
+  CSDKIT_UNROLL
+  for (int d = 0; d < D; ++d) {
     index += corner[d] * stride;
     stride *= resolution;
   }
-  if (size < stride) {
-    constexpr uint32_t primes[3] = {1u, 2654435761u, 805459861u};
-    index = 0;
-    for (int d = 0; d < n_dims; ++d) index ^= corner[d] * primes[d];
-  }
-  return index % size;
+  return index < size ? index : index % size;
 }
 
-// Corner `c` (bit d = upper along axis d) of the cell at `base`: writes its grid coordinates and
-// returns its trilinear (or smoothstep) weight.
-template <typename T>
-CSDKIT_HD T corner_weight(int c, int n_dims, const uint32_t* base, const T* w, uint32_t* out_corner) {
-  T weight = T(1);
-  for (int d = 0; d < n_dims; ++d) {
-    const bool upper = (c >> d) & 1;
-    out_corner[d] = base[d] + (upper ? 1u : 0u);
-    weight *= upper ? w[d] : (T(1) - w[d]);
-  }
-  return weight;
+// Whether level `l` is hashed: its dense grid (resolution**D vertices) does not fit its table.
+template <int D>
+CSDKIT_HD bool level_is_hashed(uint32_t resolution, uint32_t size) {
+  uint64_t dense = 1;
+  CSDKIT_UNROLL
+  for (int d = 0; d < D; ++d) dense *= resolution;
+  return dense > size;
 }
 
-// Per-level cell lookup for one point: base corner, weights and weight derivatives.
-template <typename T>
-CSDKIT_HD void level_cell(const Layout& L, int level, const T* x, uint32_t* base, T* w, T* dw) {
-  for (int d = 0; d < L.n_dims; ++d)
-    axis_weight<T>(clamp01(x[d]), L.scale[level], L.interpolation, &base[d], &w[d], &dw[d]);
-}
+// One level's cell for one point: base corner, weights of the upper corners, their derivatives,
+// and the level's table geometry.
+template <typename T, int D>
+struct Cell {
+  uint32_t base[D];
+  T w[D];
+  T dw[D];
+  uint32_t resolution, size;
+  bool hashed;
+
+  CSDKIT_HD Cell(const Layout& L, int l, const T* x) {
+    resolution = L.resolution[l];
+    size = L.offsets[l + 1] - L.offsets[l];
+    hashed = level_is_hashed<D>(resolution, size);
+  CSDKIT_UNROLL
+    for (int d = 0; d < D; ++d) axis_weight<T>(clamp01(x[d]), L.scale[l], L.interpolation, &base[d], &w[d], &dw[d]);
+  }
+
+  // Table row of corner c (bit d set = upper along axis d).
+  CSDKIT_HD uint32_t row(int c) const {
+    uint32_t corner[D];
+  CSDKIT_UNROLL
+    for (int d = 0; d < D; ++d) corner[d] = base[d] + ((c >> d) & 1);
+    return grid_index<D>(corner, resolution, size, hashed);
+  }
+
+  // Interpolation weight of corner c.
+  CSDKIT_HD T weight(int c) const {
+    T v = T(1);
+  CSDKIT_UNROLL
+    for (int d = 0; d < D; ++d) v *= ((c >> d) & 1) ? w[d] : (T(1) - w[d]);
+    return v;
+  }
+
+  // d weight(c) / d x_d.
+  CSDKIT_HD T weight_grad(int c, int d) const {
+    T v = ((c >> d) & 1) ? dw[d] : -dw[d];
+  CSDKIT_UNROLL
+    for (int e = 0; e < D; ++e)
+      if (e != d) v *= ((c >> e) & 1) ? w[e] : (T(1) - w[e]);
+    return v;
+  }
+};
 
 // Forward at one level for one point: out_level[f] = sum_corners weight * params[row, f].
-template <typename T>
+template <typename T, int D, int F>
 CSDKIT_HD void level_forward(const Layout& L, int l, const T* xi, const T* params, T* out_level) {
-  const int D = L.n_dims, F = L.n_features;
-  const uint32_t size = L.offsets[l + 1] - L.offsets[l];
+  const Cell<T, D> cell(L, l, xi);
   const T* table = params + int64_t(L.offsets[l]) * F;
-  uint32_t base[kMaxDims], corner[kMaxDims];
-  T w[kMaxDims], dw[kMaxDims];
-  level_cell<T>(L, l, xi, base, w, dw);
-  T acc[kMaxFeatures];
+  T acc[F];
+  CSDKIT_UNROLL
   for (int f = 0; f < F; ++f) acc[f] = T(0);
+  CSDKIT_UNROLL
   for (int c = 0; c < (1 << D); ++c) {
-    const T weight = corner_weight<T>(c, D, base, w, corner);
-    const T* row = table + int64_t(grid_index(corner, D, L.resolution[l], size)) * F;
+    const T weight = cell.weight(c);
+    const T* row = table + int64_t(cell.row(c)) * F;
+  CSDKIT_UNROLL
     for (int f = 0; f < F; ++f) acc[f] += weight * row[f];
   }
+  CSDKIT_UNROLL
   for (int f = 0; f < F; ++f) out_level[f] = acc[f];
 }
 
 // Scatter of one point's output gradient g[F] at level l into d_params, via add(ptr, value)
 // (a plain += on the CPU, atomicAdd on the GPU).
-template <typename T, typename Add>
+template <typename T, int D, int F, typename Add>
 CSDKIT_HD void level_backward_params(const Layout& L, int l, const T* xi, const T* g, T* d_params, Add add) {
-  const int D = L.n_dims, F = L.n_features;
-  const uint32_t size = L.offsets[l + 1] - L.offsets[l];
+  const Cell<T, D> cell(L, l, xi);
   T* grad = d_params + int64_t(L.offsets[l]) * F;
-  uint32_t base[kMaxDims], corner[kMaxDims];
-  T w[kMaxDims], dw[kMaxDims];
-  level_cell<T>(L, l, xi, base, w, dw);
+  CSDKIT_UNROLL
   for (int c = 0; c < (1 << D); ++c) {
-    const T weight = corner_weight<T>(c, D, base, w, corner);
-    T* row = grad + int64_t(grid_index(corner, D, L.resolution[l], size)) * F;
+    const T weight = cell.weight(c);
+    T* row = grad + int64_t(cell.row(c)) * F;
+  CSDKIT_UNROLL
     for (int f = 0; f < F; ++f) add(row + f, weight * g[f]);
   }
 }
 
-// Adds d(g . out_level)/d(x) at level l to dx[D]: for each axis d, the sum over the cell's edges
-// along d of (other axes' weights) * dw_d * g . (value at upper end - value at lower end).
-template <typename T>
+// Adds d(g . out_level)/d(x) at level l to dx[D]. With v_c = g . params[row(c)] the value seen at
+// corner c: d/dx_d = sum_c v_c * d weight(c) / d x_d, so every corner is fetched once.
+template <typename T, int D, int F>
 CSDKIT_HD void level_backward_input(const Layout& L, int l, const T* xi, const T* params, const T* g, T* dx) {
-  const int D = L.n_dims, F = L.n_features;
-  const uint32_t size = L.offsets[l + 1] - L.offsets[l];
+  const Cell<T, D> cell(L, l, xi);
   const T* table = params + int64_t(L.offsets[l]) * F;
-  uint32_t base[kMaxDims], corner[kMaxDims];
-  T w[kMaxDims], dw[kMaxDims];
-  level_cell<T>(L, l, xi, base, w, dw);
-  for (int d = 0; d < D; ++d) {
-    T acc = T(0);
-    for (int c = 0; c < (1 << D); ++c) {
-      if ((c >> d) & 1) continue;  // each edge once, from its lower end
-      T weight = dw[d];
-      for (int e = 0; e < D; ++e) {
-        if (e == d) continue;
-        weight *= ((c >> e) & 1) ? w[e] : (T(1) - w[e]);
-      }
-      for (int e = 0; e < D; ++e) corner[e] = base[e] + ((c >> e) & 1);
-      const T* lo = table + int64_t(grid_index(corner, D, L.resolution[l], size)) * F;
-      corner[d] += 1;
-      const T* hi = table + int64_t(grid_index(corner, D, L.resolution[l], size)) * F;
-      T diff = T(0);
-      for (int f = 0; f < F; ++f) diff += g[f] * (hi[f] - lo[f]);
-      acc += weight * diff;
-    }
-    dx[d] += acc;
+  CSDKIT_UNROLL
+  for (int c = 0; c < (1 << D); ++c) {
+    const T* row = table + int64_t(cell.row(c)) * F;
+    T v = T(0);
+  CSDKIT_UNROLL
+    for (int f = 0; f < F; ++f) v += g[f] * row[f];
+  CSDKIT_UNROLL
+    for (int d = 0; d < D; ++d) dx[d] += v * cell.weight_grad(c, d);
   }
 }
 
@@ -192,6 +218,27 @@ CSDKIT_HD void level_backward_input(const Layout& L, int l, const T* xi, const T
 template <typename T>
 CSDKIT_HD T mask_clamped(T x, T grad) {
   return (x < T(0) || x > T(1)) ? T(0) : grad;
+}
+
+// Calls fn(std::integral_constant<int, D>{}, std::integral_constant<int, F>{}) for the layout's
+// runtime (n_dims, n_features): the kernels are compiled for every supported combination.
+template <typename Fn>
+void dispatch_dims_features(const Layout& L, Fn&& fn) {
+  auto with_f = [&](auto d) {
+    switch (L.n_features) {
+      case 1: fn(d, std::integral_constant<int, 1>{}); break;
+      case 2: fn(d, std::integral_constant<int, 2>{}); break;
+      case 4: fn(d, std::integral_constant<int, 4>{}); break;
+      case 8: fn(d, std::integral_constant<int, 8>{}); break;
+      default: throw std::invalid_argument("hashgrid: n_features must be 1, 2, 4 or 8");
+    }
+  };
+  if (L.n_dims == 2)
+    with_f(std::integral_constant<int, 2>{});
+  else if (L.n_dims == 3)
+    with_f(std::integral_constant<int, 3>{});
+  else
+    throw std::invalid_argument("hashgrid: n_dims must be 2 or 3");
 }
 
 // ---- kernels ------------------------------------------------------------------------------------

@@ -10,10 +10,9 @@ Impls: ``csdkit`` (compiled kernels), ``reference`` (pure PyTorch, the baseline)
 from __future__ import annotations
 
 import torch
-from harness import Case
-
 from csdkit.ops import HashGridConfig, hash_grid_encode
 from csdkit.ops.reference import hash_grid_encode_reference
+from harness import Case
 
 
 def cases(device: str, quick: bool) -> list[Case]:

@@ -17,7 +17,7 @@ import torch
 _IMPORT_ERROR: str | None = None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load() -> ModuleType | None:
     global _IMPORT_ERROR
     try:

@@ -15,11 +15,12 @@ import math
 import pathlib
 import time
 
-import csdkit
 import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
+
+import csdkit
 
 
 def target_image(size: int) -> torch.Tensor:

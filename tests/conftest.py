@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import csdkit
 import pytest
 import torch
+
+import csdkit
 
 
 def _cuda_ready() -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import csdkit
 import pytest
 import torch
+
+import csdkit
 from csdkit.ops import HashGridConfig, hash_grid_encode
 from csdkit.ops.hash_grid_config import layout_numpy
 from csdkit.ops.reference import hash_grid_encode_reference

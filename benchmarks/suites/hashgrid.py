@@ -10,6 +10,7 @@ Impls: ``csdkit`` (compiled kernels), ``reference`` (pure PyTorch, the baseline)
 from __future__ import annotations
 
 import torch
+
 from csdkit.ops import HashGridConfig, hash_grid_encode
 from csdkit.ops.reference import hash_grid_encode_reference
 from harness import Case

@@ -36,7 +36,8 @@ __all__ = ["Mesh", "MeshWarning", "AXES"]
 logger = logging.getLogger("csdkit.mesh")
 
 #: Axis names accepted by :meth:`Mesh.normalized`.
-AXES = {"+x": (1, 0, 0), "-x": (-1, 0, 0), "+y": (0, 1, 0), "-y": (0, -1, 0), "+z": (0, 0, 1), "-z": (0, 0, -1)}
+AXES = {"+x": (1, 0, 0), "-x": (-1, 0, 0), "+y": (0, 1, 0), "-y": (0, -1, 0),
+        "+z": (0, 0, 1), "-z": (0, 0, -1)}
 
 
 class MeshWarning(UserWarning):
@@ -44,7 +45,7 @@ class MeshWarning(UserWarning):
 
 
 def _as_float_tensor(fn: str, name: str, value, cols: Sequence[int], device=None) -> torch.Tensor:
-    """A float tensor ``[N, c]`` (c in ``cols``): numpy arrays become float32, float tensors keep their dtype."""
+    """A float tensor ``[N, c]`` (c in ``cols``): numpy becomes float32, float tensors keep their dtype."""
     if isinstance(value, np.ndarray):
         if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
             raise TypeError(f"{fn}: {name} must be a float array [N, {cols[0]}], got numpy {value.dtype}")
@@ -67,7 +68,8 @@ def _as_index_tensor(fn: str, name: str, value, device) -> torch.Tensor:
             raise TypeError(f"{fn}: {name} must be an int32 or int64 array [F, 3], got numpy {value.dtype}")
         value = torch.from_numpy(np.ascontiguousarray(value, dtype=np.int64))
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor or numpy array [F, 3], got {type(value).__name__}")
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor or numpy array [F, 3], "
+                        f"got {type(value).__name__}")
     if value.dtype not in (torch.int32, torch.int64):
         raise TypeError(f"{fn}: {name} must be int32 or int64 [F, 3], got {describe(value)}")
     if value.dim() != 2 or value.shape[1] != 3:
@@ -91,7 +93,8 @@ def _as_texture(fn: str, value, device) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{fn}: texture must be a torch.Tensor [H, W, 3], got {type(value).__name__}")
     if value.dim() != 3 or value.shape[-1] not in (3, 4) or value.shape[0] < 1 or value.shape[1] < 1:
-        raise ValueError(f"{fn}: texture must be [H, W, 3] (or [H, W, 4], alpha dropped), got {describe(value)}")
+        raise ValueError(f"{fn}: texture must be [H, W, 3] (or [H, W, 4], alpha dropped), "
+                         f"got {describe(value)}")
     if value.dtype == torch.uint8:
         value = value.float() / 255.0
     elif value.dtype not in (torch.float32, torch.float64):
@@ -128,7 +131,8 @@ class Mesh:
         self.faces = _as_index_tensor(fn, "faces", faces, dev)
         self.uv = None if uv is None else _as_float_tensor(fn, "uv", uv, (2,), dev)
         self.face_uv = None if face_uv is None else _as_index_tensor(fn, "face_uv", face_uv, dev)
-        vc = None if vertex_colors is None else _as_float_tensor(fn, "vertex_colors", vertex_colors, (3, 4), dev)
+        vc = None if vertex_colors is None else _as_float_tensor(fn, "vertex_colors", vertex_colors,
+                                                                 (3, 4), dev)
         self.vertex_colors = None if vc is None else vc[:, :3]
         self.texture = None if texture is None else _as_texture(fn, texture, dev)
 
@@ -136,8 +140,9 @@ class Mesh:
             raise ValueError(f"{fn}: face_uv was given without uv")
         if self.uv is not None and self.face_uv is None:
             if self.uv.shape[0] != self.vertices.shape[0]:
-                raise ValueError(f"{fn}: per-vertex uv must have one row per vertex ([{self.num_vertices}, 2]), "
-                                 f"got {describe(self.uv)}; pass face_uv [F, 3] for separately indexed UVs")
+                raise ValueError(f"{fn}: per-vertex uv must have one row per vertex "
+                                 f"([{self.num_vertices}, 2]), got {describe(self.uv)}; pass "
+                                 "face_uv [F, 3] for separately indexed UVs")
             self.face_uv = self.faces
         if self.face_uv is not None and self.face_uv.shape[0] != self.faces.shape[0]:
             raise ValueError(f"{fn}: face_uv must be [F, 3] with F={self.num_faces} (one row per face), "
@@ -230,7 +235,8 @@ class Mesh:
                       vertex_colors=self.vertex_colors, texture=self.texture)
         unknown = set(changes) - set(fields)
         if unknown:
-            raise TypeError(f"Mesh.replace(): unknown field(s) {sorted(unknown)}; fields are {sorted(fields)}")
+            raise TypeError(f"Mesh.replace(): unknown field(s) {sorted(unknown)}; "
+                            f"fields are {sorted(fields)}")
         if "uv" in changes and "face_uv" not in changes:
             fields["face_uv"] = None  # new UVs come with their own indexing (or are per-vertex)
         if "faces" in changes and "face_uv" not in changes and self.face_uv is self.faces:
@@ -286,7 +292,7 @@ class Mesh:
         return 0.5 * self.face_normals(unit=False).norm(dim=-1)
 
     def vertex_normals(self) -> torch.Tensor:
-        """Area-weighted vertex normals ``[V, 3]``, unit length (0 for unreferenced vertices); differentiable."""
+        """Area-weighted unit vertex normals ``[V, 3]`` (0 for unreferenced vertices); differentiable."""
         fn = self.face_normals(unit=False)
         acc = torch.zeros_like(self.vertices)
         for k in range(3):
@@ -380,7 +386,8 @@ class Mesh:
         return decimate(self, target_faces)
 
     @classmethod
-    def load(cls, path: str | Path, *, max_atlas_size: int = 4096, device: torch.device | str = "cpu") -> Mesh:
+    def load(cls, path: str | Path, *, max_atlas_size: int = 4096,
+             device: torch.device | str = "cpu") -> Mesh:
         """Load OBJ, GLB/GLTF, PLY, STL or OFF (scenes concatenated, several materials merged into one
         texture atlas); see :func:`csdkit.geometry.mesh_io.load_mesh`."""
         from .mesh_io import load_mesh

@@ -138,12 +138,13 @@ def _part_from_trimesh(g, name: str, colors_linear: bool) -> _Part:
 # ---- texture atlas for several materials -------------------------------------------------------
 def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
-    out = torch.nn.functional.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+    out = torch.nn.functional.interpolate(t, size=(h, w), mode="bilinear", align_corners=False,
+                                          antialias=True)
     return out[0].permute(1, 2, 0).clamp(0, 1).numpy()
 
 
 def _shelf_pack(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], int, int]:
-    """Place rectangles ``(h, w)`` on shelves; returns top-left ``(y, x)`` per rectangle and the atlas size."""
+    """Place rectangles ``(h, w)`` on shelves; returns each one's top-left ``(y, x)`` and the atlas size."""
     order = sorted(range(len(sizes)), key=lambda i: -sizes[i][0])
     area = sum(h * w for h, w in sizes)
     width = max(max(w for _, w in sizes), int(math.ceil(math.sqrt(area))))
@@ -184,7 +185,8 @@ def _build_atlas(parts: list[_Part], max_size: int, pad: int = 4) -> tuple[np.nd
         else:
             if p.vertex_colors is not None:
                 warnings.warn(f"{_FN}: vertex colours of part {p.name!r} are approximated by their mean "
-                              "when merged into the texture atlas with textured parts", MeshWarning, stacklevel=4)
+                              "when merged into the texture atlas with textured parts", MeshWarning,
+                              stacklevel=4)
                 c = p.vertex_colors.mean(axis=0)
             else:
                 c = p.color if p.color is not None else np.full(3, DEFAULT_ALBEDO)
@@ -218,7 +220,8 @@ def _build_atlas(parts: list[_Part], max_size: int, pad: int = 4) -> tuple[np.nd
             continue
         ul = (p.uv[:, 0] - fu) / tx
         vl = (p.uv[:, 1] - fv) / ty
-        uvs.append(np.stack([(x + pad + ul * cw) / width, 1.0 - (y + pad + (1.0 - vl) * ch) / height], axis=1))
+        uvs.append(np.stack([(x + pad + ul * cw) / width, 1.0 - (y + pad + (1.0 - vl) * ch) / height],
+                            axis=1))
     return atlas, uvs
 
 
@@ -338,7 +341,8 @@ def load_mesh(path: str | Path, *, max_atlas_size: int = 4096, device: torch.dev
     try:
         obj = trimesh.load(str(path), file_type=suffix[1:], force="scene", process=False)
     except Exception as exc:  # trimesh raises many types for malformed files
-        raise ValueError(f"{_FN}: could not read {path} as {suffix[1:].upper()}: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(f"{_FN}: could not read {path} as {suffix[1:].upper()}: "
+                         f"{type(exc).__name__}: {exc}") from exc
     return from_trimesh(obj, max_atlas_size=max_atlas_size, device=device, source=str(path),
                         colors_linear=suffix in (".glb", ".gltf"))
 
@@ -375,7 +379,8 @@ def to_trimesh(mesh: Mesh):
         if mesh.texture is not None:
             arr = (mesh.texture.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
             image = Image.fromarray(arr)
-        tm.visual = trimesh.visual.TextureVisuals(uv=uv, material=trimesh.visual.material.SimpleMaterial(image=image))
+        material = trimesh.visual.material.SimpleMaterial(image=image)
+        tm.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
     elif mesh.vertex_colors is not None:
         vc = mesh.vertex_colors.detach().clamp(0, 1).cpu().numpy()[vmap]
         tm.visual = trimesh.visual.ColorVisuals(tm, vertex_colors=(vc * 255 + 0.5).astype(np.uint8))

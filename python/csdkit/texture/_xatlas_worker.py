@@ -1,4 +1,7 @@
-"""xatlas in its own process: ``python _xatlas_worker.py IN.npz OUT.npz`` (or ``python -m csdkit.texture._xatlas_worker``).
+"""xatlas in its own process: ``python _xatlas_worker.py IN.npz OUT.npz``.
+
+(``python -m csdkit.texture._xatlas_worker IN.npz OUT.npz`` works too, but imports the csdkit
+package and thus torch first; :func:`csdkit.texture.unwrap_uv` runs the file by path.)
 
 xatlas is known to crash (segfault) and to run for a very long time on dense or broken meshes, so
 :func:`csdkit.texture.unwrap_uv` never calls it in the caller's process. This module imports only

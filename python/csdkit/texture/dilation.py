@@ -34,7 +34,8 @@ def _prepare(texture, mask) -> tuple[torch.Tensor, torch.Tensor, bool]:
     if texture.dim() not in (3, 4):
         raise ValueError(f"{_FN}(): texture must be [H, W, C] or [B, H, W, C], got {describe(texture)}")
     if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{_FN}(): mask must be a torch.Tensor [H, W] or [B, H, W], got {type(mask).__name__}")
+        raise TypeError(f"{_FN}(): mask must be a torch.Tensor [H, W] or [B, H, W], "
+                        f"got {type(mask).__name__}")
     batched = texture.dim() == 4
     tex = texture if batched else texture[None]
     m = mask[None] if mask.dim() == 2 else mask
@@ -44,7 +45,8 @@ def _prepare(texture, mask) -> tuple[torch.Tensor, torch.Tensor, bool]:
         raise ValueError(f"{_FN}(): mask must be [H, W] or [B, H, W] matching texture {list(texture.shape)}, "
                          f"got {describe(mask)}")
     if m.device != tex.device:
-        raise ValueError(f"{_FN}(): mask must be on {tex.device} (the texture's device), got {describe(mask)}")
+        raise ValueError(f"{_FN}(): mask must be on {tex.device} (the texture's device), "
+                         f"got {describe(mask)}")
     covered = m > 0.5 if m.is_floating_point() else m.bool()
     return tex, covered.expand(tex.shape[0], -1, -1), batched
 

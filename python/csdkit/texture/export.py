@@ -131,7 +131,8 @@ def save_glb(mesh: Mesh, path: str | Path, *, texture: torch.Tensor | None = Non
         blob.append(0)
     gltf.update({
         "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0, "name": "csdkit_mesh"}],
-        "meshes": [{"primitives": [{"attributes": attributes, "indices": indices, "material": 0, "mode": 4}]}],
+        "meshes": [{"primitives": [{"attributes": attributes, "indices": indices, "material": 0,
+                                    "mode": 4}]}],
         "materials": [{"name": "csdkit_material", "pbrMetallicRoughness": pbr, "doubleSided": True}],
         "accessors": accessors, "bufferViews": views, "buffers": [{"byteLength": len(blob)}],
     })
@@ -215,8 +216,8 @@ def export_mesh(mesh: Mesh, path: str | Path, *, texture: torch.Tensor | None = 
     if tex is not None:
         warnings.warn(f"{_FN}(): {suffix} files cannot hold a texture; it was not written (use .glb or .obj)",
                       MeshWarning, stacklevel=2)
-    plain = Mesh(mesh.vertices.detach(), mesh.faces,
-                 vertex_colors=None if mesh.vertex_colors is None else mesh.vertex_colors.detach(), validate=False)
+    vc = None if mesh.vertex_colors is None else mesh.vertex_colors.detach()
+    plain = Mesh(mesh.vertices.detach(), mesh.faces, vertex_colors=vc, validate=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     plain.to_trimesh().export(str(path), file_type=suffix[1:])
     return path

@@ -188,8 +188,8 @@ def unwrap_uv(mesh: Mesh, *, keep_uvs: bool = False, resolution: int = 1024, pad
     if isinstance(result, str):
         msg = f"{_FN}(): xatlas {result} on a mesh with {mesh.num_faces:,} faces"
         if fallback == "none":
-            raise UnwrapError(msg + "; pass fallback='per_triangle' (or 'auto') to get a simple atlas instead, "
-                              "raise timeout=, or decimate the mesh (mesh.decimated(n))")
+            raise UnwrapError(msg + "; pass fallback='per_triangle' (or 'auto') to get a simple atlas "
+                              "instead, raise timeout=, or decimate the mesh (mesh.decimated(n))")
         _warn(msg + "; using a simple per-triangle atlas instead (every face its own cell: more seams, "
               "fewer useful texels)")
         uv, face_uv = per_triangle_atlas(mesh.num_faces, resolution, padding, device=mesh.device)

@@ -115,11 +115,13 @@ def _colors_to_float(c, n: int, linear: bool) -> np.ndarray | None:
     return linear_to_srgb(c) if linear else c
 
 
-def _part_from_trimesh(g, name: str, colors_linear: bool) -> _Part:
+def _part_from_trimesh(g, transform: np.ndarray, name: str, colors_linear: bool) -> _Part:
     from trimesh.visual import TextureVisuals
 
-    v = np.asarray(g.vertices, dtype=np.float64)
+    v = np.asarray(g.vertices, dtype=np.float64) @ transform[:3, :3].T + transform[:3, 3]
     f = np.asarray(g.faces, dtype=np.int64).reshape(-1, 3)
+    if np.linalg.det(transform[:3, :3]) < 0:  # a mirroring node transform: keep faces outward
+        f = f[:, [0, 2, 1]]
     uv = image = color = vcol = None
     vis = getattr(g, "visual", None)
     if isinstance(vis, TextureVisuals):
@@ -272,12 +274,21 @@ def _combine(parts: list[_Part], max_atlas_size: int, device) -> Mesh:
     return drop_degenerate_faces(mesh, fn=_FN)
 
 
-def _geometries(obj) -> list:
+def _geometries(obj) -> list[tuple[object, np.ndarray, str]]:
+    """(geometry, 4x4 world transform, name) for every instance in a scene (or the object itself).
+
+    Walks the scene graph directly (``Scene.dump`` copies visuals and loses glTF vertex colours).
+    """
     import trimesh
 
-    if isinstance(obj, trimesh.Scene):
-        return [g for g in obj.dump(concatenate=False)]
-    return [obj]
+    if not isinstance(obj, trimesh.Scene):
+        return [(obj, np.eye(4), "mesh")]
+    out = []
+    for node in obj.graph.nodes_geometry:
+        transform, geom_name = obj.graph[node]
+        if geom_name in obj.geometry:
+            out.append((obj.geometry[geom_name], np.asarray(transform, dtype=np.float64), str(node)))
+    return out
 
 
 def from_trimesh(obj, *, max_atlas_size: int = 4096, device: torch.device | str = "cpu",
@@ -292,13 +303,12 @@ def from_trimesh(obj, *, max_atlas_size: int = 4096, device: torch.device | str 
     import trimesh
 
     geoms = _geometries(obj)
-    meshes = [g for g in geoms if isinstance(g, trimesh.Trimesh) and len(g.faces) > 0]
+    meshes = [(g, m, n) for g, m, n in geoms if isinstance(g, trimesh.Trimesh) and len(g.faces) > 0]
     if not meshes:
-        kinds = sorted({type(g).__name__ for g in geoms}) or ["nothing"]
+        kinds = sorted({type(g).__name__ for g, _, _ in geoms}) or ["nothing"]
         raise ValueError(f"{_FN}: {source} holds no faces (found {', '.join(kinds)}); csdkit needs a "
                          "triangle mesh, not points or lines")
-    parts = [_part_from_trimesh(g, str(getattr(g, "metadata", {}).get("name", i)), colors_linear)
-             for i, g in enumerate(meshes)]
+    parts = [_part_from_trimesh(g, m, n, colors_linear) for g, m, n in meshes]
     for p in parts:
         if not np.isfinite(p.vertices).all():
             n_bad = int((~np.isfinite(p.vertices).all(axis=1)).sum())

@@ -2,5 +2,8 @@
 
 from .hash_grid import hash_grid_encode
 from .hash_grid_config import HashGridConfig
+from .interpolate import interpolate
+from .rasterize import rasterize
+from .texture import build_mipmaps, texture
 
-__all__ = ["HashGridConfig", "hash_grid_encode"]
+__all__ = ["HashGridConfig", "build_mipmaps", "hash_grid_encode", "interpolate", "rasterize", "texture"]

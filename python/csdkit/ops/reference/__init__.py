@@ -5,5 +5,13 @@ differentiable PyTorch (autograd gives the gradients). Tests compare the kernels
 """
 
 from .hash_grid import hash_grid_encode_reference
+from .interpolate import interpolate_reference
+from .rasterize import rasterize_reference
+from .texture import texture_reference
 
-__all__ = ["hash_grid_encode_reference"]
+__all__ = [
+    "hash_grid_encode_reference",
+    "interpolate_reference",
+    "rasterize_reference",
+    "texture_reference",
+]

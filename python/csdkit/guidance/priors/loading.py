@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -44,10 +45,14 @@ def missing_weights_message(fn: str, model: str, *, allowed: bool, subfolders: l
     layout = ", ".join(f"{s}/" for s in subfolders)
     if is_local_path(model):
         path = pathlib.Path(model).expanduser()
-        where = "does not exist" if not path.exists() else f"is not a complete diffusers folder ({layout})"
+        if not path.exists():
+            where, detail = "does not exist", ""
+        else:
+            where = f"is not a complete diffusers folder ({layout})"
+            detail = f" ({type(cause).__name__}: {cause})"
         return (f"{fn}: cannot load model {model!r}: the path {where}. Pass the folder of a diffusers model "
                 f"(with {layout}), e.g. one saved by `DiffusionPipeline.save_pretrained(...)` or "
-                f"`huggingface-cli download <model id> --local-dir PATH`. ({type(cause).__name__}: {cause})")
+                f"`huggingface-cli download <model id> --local-dir PATH`.{detail}")
     if allowed:
         return (f"{fn}: could not download {model!r} from the Hugging Face hub ({type(cause).__name__}: "
                 f"{cause}). "
@@ -57,14 +62,16 @@ def missing_weights_message(fn: str, model: str, *, allowed: bool, subfolders: l
     return (f"{fn}: the weights of {model!r} are not on this machine and csdkit does not download models "
             f"unless asked. Either pass a local diffusers folder (model='/path/to/model', with {layout}), or "
             f"allow the download: {fn.split('(')[0]}(model={model!r}, allow_download=True) or set "
-            f"{ENV_ALLOW_DOWNLOADS}=1 (about several GB, once, into the Hugging Face cache).{env_hint}")
+            f"{ENV_ALLOW_DOWNLOADS}=1 (a few GB, once, into the Hugging Face cache).{env_hint}")
 
 
 def load_component(fn: str, loader: Callable[..., Any], model: str, subfolder: str, *, allowed: bool,
                    subfolders: list[str], **kwargs: Any) -> Any:
     """``loader(model, subfolder=..., local_files_only=not allowed, **kwargs)`` with one clear error."""
     try:
-        return loader(model, subfolder=subfolder, local_files_only=not allowed, **kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+            return loader(model, subfolder=subfolder, local_files_only=not allowed, **kwargs)
     except (OSError, ValueError) as exc:
         msg = missing_weights_message(fn, model, allowed=allowed, subfolders=subfolders, cause=exc)
         raise ModelWeightsNotFoundError(msg) from exc

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import zlib
 
+import csdkit
 import pytest
 import torch
-
-import csdkit
-from csdkit.guidance import CSD, SDS, DiffusionPrior, Schedule, guidance_from_config, guidance_preset
+from csdkit.guidance import (
+    CSD,
+    DEFAULT_NEGATIVE_PROMPT,
+    SDS,
+    DiffusionPrior,
+    Schedule,
+    guidance_from_config,
+    guidance_preset,
+)
 from csdkit.guidance.presets import official_scales
 
 RES = 8
@@ -75,7 +82,8 @@ def run(guidance, images, step, cameras=None, seed=0):
 @pytest.mark.parametrize("weighting", ["uniform", "one_minus_abar"])
 def test_csd_gradient_equals_formula(device, negative_weight, step, beta, weighting):
     prior = StubPrior(device)
-    csd = CSD(prior, "a red chair", "blurry", negative_weight=negative_weight, cond_scale=1.5, weighting=weighting)
+    csd = CSD(prior, "a red chair", "blurry", negative_weight=negative_weight, cond_scale=1.5,
+              weighting=weighting)
     images = images_for(device)
     out = run(csd, images, step)
     t = out.t
@@ -86,7 +94,8 @@ def test_csd_gradient_equals_formula(device, negative_weight, step, beta, weight
     assert out.scales["negative_weight"] == pytest.approx(beta)
     # d loss / d x = grad / B, and encode is x = 2 * images - 1
     torch.testing.assert_close(images.grad, 2.0 * expected.expand_as(out.grad) / 2, rtol=1e-5, atol=1e-6)
-    assert out.loss.item() == pytest.approx(0.5 * expected.expand_as(out.grad).pow(2).sum().item() / 2, rel=1e-5)
+    full = expected.expand_as(out.grad)
+    assert out.loss.item() == pytest.approx(0.5 * full.pow(2).sum().item() / 2, rel=1e-5)
     assert out.grad_norm == pytest.approx(expected.expand_as(out.grad).norm().item(), rel=1e-5)
 
 
@@ -132,7 +141,9 @@ def test_x_t_is_the_forward_diffusion_of_the_encoded_images(device):
     torch.testing.assert_close(out.x.detach(), 2 * images.detach() - 1)
 
 
-@pytest.mark.parametrize("scale, negative", [(100.0, None), (7.5, "blurry"), (Schedule.linear(0, 50, 10, 100), None)])
+@pytest.mark.parametrize("scale, negative", [
+    (100.0, None), (7.5, "blurry"), (Schedule.linear(0, 50, 10, 100), None),
+])
 def test_sds_gradient_equals_formula(device, scale, negative):
     prior = StubPrior(device)
     sds = SDS(prior, "a red chair", scale, negative_prompt=negative)
@@ -156,7 +167,8 @@ def test_sds_gradient_equals_formula(device, scale, negative):
 def test_grad_normalize_and_clip(device):
     prior = StubPrior(device)
     out = run(CSD(prior, "a", "b", grad_normalize=True), images_for(device), step=0)
-    assert out.grad.norm().item() == pytest.approx(1.0, rel=1e-5) and out.grad_norm == pytest.approx(1.0, rel=1e-5)
+    assert out.grad.norm().item() == pytest.approx(1.0, rel=1e-5)
+    assert out.grad_norm == pytest.approx(1.0, rel=1e-5)
     assert out.loss.item() == pytest.approx(0.5 / 2, rel=1e-5)  # 0.5 * ||grad||^2 / B
     out = run(CSD(prior, "a", "b", grad_clip=Schedule.linear(0, 0.1, 0.5, 10)), images_for(device), step=0)
     assert out.grad.abs().max().item() == pytest.approx(0.1) and out.scales["grad_clip"] == 0.1
@@ -211,7 +223,8 @@ def test_presets_match_the_official_scales():
     assert official_scales(mesh, 10000) == pytest.approx({"cond": 1.0, "uncond": -0.5, "null": -0.5})
     assert nerf.grad_normalize and nerf.weighting == "uniform" and not mesh.grad_normalize
     assert mesh.weighting == "one_minus_abar" and mesh.t_range[1](0) == 0.5
-    assert nerf.negative_prompt == mesh.negative_prompt == "oversaturated color, ugly, tiling, low quality, noisy"
+    assert nerf.negative_prompt == mesh.negative_prompt == DEFAULT_NEGATIVE_PROMPT
+    assert DEFAULT_NEGATIVE_PROMPT == "oversaturated color, ugly, tiling, low quality, noisy"
     sds = guidance_preset("sds", prior, "x")
     assert isinstance(sds, SDS) and sds.guidance_scale(0) == 100.0
 

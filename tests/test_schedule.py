@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-
 from csdkit.guidance import GUIDANCE_PRESETS, Schedule
 
 

@@ -180,7 +180,7 @@ class DeepFloydIF(DiffusersPrior):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """``images [B, 3, H, W]`` float in [0, 1] on ``device`` -> ``x [B, 3, r, r]`` float32 in [-1, 1]
         (``r = resolution``, bilinear resize when needed), differentiable."""
-        check_tensor("DeepFloydIF.encode()", "images", images,
+        check_tensor("DeepFloydIF.encode", "images", images,
                      dtype=(torch.float16, torch.bfloat16, torch.float32, torch.float64),
                      shape=(None, 3, None, None))
         r = self.resolution
@@ -191,5 +191,5 @@ class DeepFloydIF(DiffusersPrior):
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """``x [B, 3, r, r]`` in [-1, 1] -> images ``[B, 3, r, r]`` float32 in [0, 1]."""
-        check_tensor("DeepFloydIF.decode()", "x", x, shape=(None, 3, None, None))
+        check_tensor("DeepFloydIF.decode", "x", x, shape=(None, 3, None, None))
         return ((x.float() + 1.0) / 2.0).clamp(0.0, 1.0)

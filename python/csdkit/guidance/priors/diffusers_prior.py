@@ -175,7 +175,7 @@ class DiffusersPrior(DiffusionPrior):
         Models trained with v-prediction are converted to epsilon; models that also predict a
         variance (DeepFloyd IF's 6 output channels) return only the noise channels.
         """
-        fn = f"{type(self).__name__}.predict_noise()"
+        fn = f"{type(self).__name__}.predict_noise"
         dims: dict[str, int] = {}
         check_tensor(fn, "x_t", x_t, shape=("N", self.in_channels, None, None), dims=dims)
         check_tensor(fn, "t", t, dtype=(torch.int64, torch.int32), shape=("N",), dims=dims)

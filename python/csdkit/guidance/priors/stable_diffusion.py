@@ -180,7 +180,7 @@ class StableDiffusion(DiffusersPrior):
         Args:
             generator: RNG for the posterior sample (``latent_mode="sample"``); any device.
         """
-        check_tensor("StableDiffusion.encode()", "images", images,
+        check_tensor("StableDiffusion.encode", "images", images,
                      dtype=(torch.float16, torch.bfloat16, torch.float32, torch.float64),
                      shape=(None, 3, None, None))
         r = self.resolution
@@ -199,7 +199,7 @@ class StableDiffusion(DiffusersPrior):
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """Latents ``[B, 4, h, w]`` -> images ``[B, 3, 8h, 8w]`` float32 in [0, 1] (differentiable)."""
-        check_tensor("StableDiffusion.decode()", "x", x, shape=(None, self.in_channels, None, None))
+        check_tensor("StableDiffusion.decode", "x", x, shape=(None, self.in_channels, None, None))
         z = (x / self.scaling_factor + self.shift_factor).to(self.dtype)
         img = self.vae.decode(z).sample
         return ((img.float() + 1.0) / 2.0).clamp(0.0, 1.0)

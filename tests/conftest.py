@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 import csdkit
+
+# Tests never reach the network: Hugging Face libraries read this when they are first imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _cuda_ready() -> bool:
@@ -31,3 +36,15 @@ def device(request) -> str:
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_csdkit_cache(tmp_path_factory):
+    """Keeps the embedding cache (and any other csdkit cache) of the test run out of ~/.cache."""
+    old = os.environ.get("CSDKIT_CACHE_DIR")
+    os.environ["CSDKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("csdkit-cache"))
+    yield
+    if old is None:
+        os.environ.pop("CSDKIT_CACHE_DIR", None)
+    else:
+        os.environ["CSDKIT_CACHE_DIR"] = old

@@ -5,13 +5,20 @@ latent-diffusion models, resized pixels in [-1, 1] for pixel-space ones), predic
 batch of noisy inputs under a batch of prompt embeddings (``predict_noise``), and turns prompts
 into embeddings (``embed``). Guidance objects (:mod:`csdkit.guidance`) only talk to this
 interface, so any prior works with CSD and SDS.
+
+Text embeddings are cached: :meth:`DiffusionPrior.cached_embed` memoizes them in memory and, when
+the prior has an :class:`~csdkit.guidance.priors.embedding_cache.EmbeddingCache`, on disk under
+``cache_key`` (model identity) and the prompt. Concrete priors call it from ``embed``.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 
 import torch
+
+from .embedding_cache import EmbeddingCache
 
 
 class DiffusionPrior(abc.ABC):
@@ -25,6 +32,7 @@ class DiffusionPrior(abc.ABC):
         device: where the denoiser runs.
         alphas_cumprod: ``[num_train_timesteps]`` float32 on ``device``, the cumulative product
             of ``1 - beta_t`` (``abar_t``); ``x_t = sqrt(abar_t) x + sqrt(1 - abar_t) eps``.
+        embedding_cache: optional on-disk cache used by :meth:`cached_embed` (``None``: memory only).
     """
 
     name: str = "prior"
@@ -33,6 +41,7 @@ class DiffusionPrior(abc.ABC):
     dtype: torch.dtype = torch.float32
     device: torch.device = torch.device("cpu")
     alphas_cumprod: torch.Tensor
+    embedding_cache: EmbeddingCache | None = None
 
     @property
     def num_train_timesteps(self) -> int:
@@ -64,6 +73,47 @@ class DiffusionPrior(abc.ABC):
         """``x_t = sqrt(abar_t) x + sqrt(1 - abar_t) noise`` for ``t [B]``."""
         abar = self.alphas_cumprod.to(x.device)[t].to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
         return abar.sqrt() * x + (1 - abar).sqrt() * noise
+
+    @property
+    def cache_key(self) -> str:
+        """Identity of the text encoder for the embedding cache (default: ``name``).
+
+        Priors whose weights can differ under one name (in-memory components) override it with a
+        weight fingerprint.
+        """
+        return self.name
+
+    def cached_embed(self, prompts: list[str], compute: Callable[[list[str]], torch.Tensor]) -> torch.Tensor:
+        """Embeddings ``[P, ...]`` for ``prompts``, computing only those not cached.
+
+        Looks each prompt up in memory, then in ``embedding_cache`` (disk); calls
+        ``compute(missing_prompts) -> [M, ...]`` once for the rest and stores the results in both.
+        Returned rows are on ``device``.
+        """
+        memo: dict[tuple[str, str], torch.Tensor] = self.__dict__.setdefault("_embedding_memo", {})
+        key = self.cache_key
+        missing = []
+        for p in prompts:
+            if (key, p) in memo:
+                continue
+            stored = self.embedding_cache.load(key, p) if self.embedding_cache is not None else None
+            if stored is not None:
+                memo[(key, p)] = stored.to(self.device)
+            elif p not in missing:
+                missing.append(p)
+        if missing:
+            with torch.no_grad():
+                computed = compute(missing)
+            if computed.shape[0] != len(missing):
+                raise RuntimeError(f"{type(self).__name__}.embed(): the text encoder returned "
+                                   f"{computed.shape[0]} "
+                                   f"rows for {len(missing)} prompts")
+            for p, e in zip(missing, computed, strict=True):
+                e = e.detach()
+                memo[(key, p)] = e.to(self.device)
+                if self.embedding_cache is not None:
+                    self.embedding_cache.store(key, p, e)
+        return torch.stack([memo[(key, p)] for p in prompts])
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, resolution={self.resolution}, "

@@ -9,7 +9,9 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from ._build import build_info, has_cuda, set_num_threads
+from .guidance import CSD, SDS, Schedule
 from .nn import HashGridEncoding
 from .render.cameras import Cameras
 
 __all__ = ["Cameras", "HashGridEncoding", "__version__", "build_info", "has_cuda", "set_num_threads"]
+__all__ += ["CSD", "SDS", "Schedule"]

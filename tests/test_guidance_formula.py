@@ -322,3 +322,18 @@ def test_bad_call_arguments_raise(device):
     if device == "cpu" and torch.cuda.is_available():
         with pytest.raises(ValueError, match="the prior's device"):
             csd(images.cuda(), step=0)
+
+
+def test_set_prompt_reembeds(device):
+    prior = StubPrior(device)
+    csd = CSD(prior, "a red chair", "blurry")
+    csd.set_prompt("a blue chair")
+    out = run(csd, images_for(device), step=0)
+    expected = (prior.field("a blue chair") - prior.field("")) - (prior.field("blurry") - prior.field(""))
+    torch.testing.assert_close(out.grad, expected.expand_as(out.grad), rtol=1e-5, atol=1e-6)
+    csd.set_prompt("a blue chair", negative_prompt="a red chair")
+    out = run(csd, images_for(device), step=0)
+    expected = prior.field("a blue chair") - prior.field("a red chair")
+    torch.testing.assert_close(out.grad, expected.expand_as(out.grad), rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match=r"CSD.set_prompt\(\): negative_prompt must be a str or None"):
+        csd.set_prompt("x", negative_prompt=3)

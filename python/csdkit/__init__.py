@@ -10,9 +10,10 @@ __version__ = "0.1.0"
 
 from ._build import build_info, has_cuda, set_num_threads
 from .geometry import Mesh
+from .guidance import CSD, SDS, Schedule
 from .nn import HashGridEncoding
 from .render.cameras import Cameras
 from .render.mesh_renderer import MeshRenderer
 
-__all__ = ["Cameras", "HashGridEncoding", "Mesh", "MeshRenderer", "__version__", "build_info", "has_cuda",
-           "set_num_threads"]
+__all__ = ["CSD", "SDS", "Cameras", "HashGridEncoding", "Mesh", "MeshRenderer", "Schedule", "__version__",
+           "build_info", "has_cuda", "set_num_threads"]

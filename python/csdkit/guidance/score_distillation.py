@@ -23,6 +23,7 @@ WEIGHTINGS = ("uniform", "one_minus_abar")
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # Renders a hair outside [0, 1] (interpolation, soft clamps) are fine; [-1, 1] or [0, 255] are not.
 _RANGE_TOL = 1e-3
+_UNCHANGED = object()
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
@@ -132,13 +133,16 @@ class ScoreDistillation:
                                f"([{len(prompts)}, ...]), got {got}")
         self._embeddings = emb
 
-    def set_prompt(self, prompt: str, negative_prompt: str | None = ...) -> None:  # type: ignore[assignment]
-        """Change the prompt (and optionally the negative prompt) and re-embed (cached)."""
+    def set_prompt(self, prompt: str, negative_prompt: str | None | object = _UNCHANGED) -> None:
+        """Change the prompt (and the negative prompt, when given) and re-embed (cached)."""
         if not isinstance(prompt, str):
             raise TypeError(f"{self._fn}.set_prompt(): prompt must be a str, got {type(prompt).__name__}")
-        self.prompt = prompt
-        if negative_prompt is not ...:
+        if negative_prompt is not _UNCHANGED:
+            if negative_prompt is not None and not isinstance(negative_prompt, str):
+                raise TypeError(f"{self._fn}.set_prompt(): negative_prompt must be a str or None, got "
+                                f"{type(negative_prompt).__name__}")
             self.negative_prompt = negative_prompt
+        self.prompt = prompt
         self._embed_prompts()
 
     def view_indices(self, batch: int, cameras: Any | None) -> torch.Tensor:

@@ -61,6 +61,8 @@ class DiffusersPrior(DiffusionPrior):
     _fn = "DiffusersPrior"
     #: pass the tokenizer's attention mask to the text encoder (T5 needs it, SD's CLIP does not).
     _use_attention_mask = False
+    #: prompt length in tokens: both SD and IF were trained on 77-token prompts.
+    _max_tokens = 77
 
     def _init_common(
         self,
@@ -106,7 +108,9 @@ class DiffusersPrior(DiffusionPrior):
         self.text_encoder_device = text_encoder_device if text_encoder_device is not None else device
         self.text_encoder = None
         if text_encoder is not None:
-            self.text_encoder = move_module(text_encoder, self.text_encoder_device, dtype).eval()
+            # Device only: the encoder keeps its own dtype (T5 keeps some layers in float32 to avoid
+            # fp16 overflow); its output is cast to ``dtype``.
+            self.text_encoder = move_module(text_encoder, self.text_encoder_device).eval()
             self.text_encoder.requires_grad_(False)
         self.embedding_cache = make_embedding_cache(cache_dir)
         self._cache_key: str | None = None
@@ -119,12 +123,13 @@ class DiffusersPrior(DiffusionPrior):
     @property
     def max_length(self) -> int:
         """Token length of every prompt (padded / truncated)."""
-        n = int(getattr(self.tokenizer, "model_max_length", 77) or 77)
+        n = min(int(getattr(self.tokenizer, "model_max_length", self._max_tokens) or self._max_tokens),
+                self._max_tokens)
         if self.text_encoder is not None:
             n_pos = getattr(self.text_encoder.config, "max_position_embeddings", None)
             if n_pos:
                 n = min(n, int(n_pos))
-        return min(n, 512)
+        return n
 
     @property
     def cache_key(self) -> str:

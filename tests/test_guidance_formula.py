@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import zlib
 
-import csdkit
 import pytest
 import torch
+
+import csdkit
 from csdkit.guidance import (
     CSD,
     DEFAULT_NEGATIVE_PROMPT,

@@ -4,9 +4,10 @@ outputs captured, the gradient equals the formula, one batched U-Net call is mad
 
 from __future__ import annotations
 
-import csdkit
 import pytest
 import torch
+
+import csdkit
 from csdkit.guidance import CSD, SDS, Schedule, build_prior, guidance_preset
 
 

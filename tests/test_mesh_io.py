@@ -6,15 +6,16 @@ from __future__ import annotations
 import math
 import warnings
 
-import csdkit
 import numpy as np
 import pytest
 import torch
 import trimesh
+from PIL import Image
+
+import csdkit
 from csdkit.geometry import Mesh, MeshWarning
 from csdkit.geometry.mesh_cleanup import open3d_available
 from csdkit.geometry.mesh_io import linear_to_srgb, srgb_to_linear
-from PIL import Image
 
 
 def _corner_positions(mesh: Mesh) -> np.ndarray:

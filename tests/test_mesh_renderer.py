@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import trimesh
+
 from csdkit import Cameras, Mesh, MeshRenderer
 from csdkit.render.raster_backends import nvdiffrast_available
 

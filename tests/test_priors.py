@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from csdkit.guidance import DeepFloydIF, ModelWeightsNotFoundError, StableDiffusion
 from csdkit.guidance.priors import EmbeddingCache, build_components, build_prior
 from csdkit.guidance.priors.loading import downloads_allowed

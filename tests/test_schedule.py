@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+
 from csdkit.guidance import GUIDANCE_PRESETS, Schedule
 
 

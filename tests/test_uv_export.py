@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import trimesh
+
 from csdkit.geometry import Mesh, MeshWarning
 from csdkit.geometry.mesh_cleanup import open3d_available
 from csdkit.texture import (

@@ -26,6 +26,7 @@ from __future__ import annotations
 import gc
 
 import torch
+
 from csdkit.guidance import SDS, build_prior, guidance_from_config, guidance_preset
 from harness import Case
 

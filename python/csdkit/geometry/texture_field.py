@@ -1,0 +1,100 @@
+"""Learnable texture parametrizations for :class:`~csdkit.TexturedMesh`.
+
+* ``"pyramid"`` (default): a Laplacian-style pyramid of texel grids at sizes ``S, S/2, ..., >= 16``;
+  the texture is ``sigmoid(sum_k upsample(level_k))``. A gradient on one rendered pixel reaches a
+  whole neighbourhood through the coarse levels, so noisy score-distillation gradients average out
+  and colours settle globally before details appear.
+* ``"texels"``: one grid ``[S, S, 3]`` of logits, ``texture = sigmoid(logits)``; every texel is free.
+* ``"hashgrid"``: a 2-D multiresolution hash grid plus a linear head on UV coordinates, evaluated
+  per pixel while rendering and baked to a ``[S, S, 3]`` texture at export.
+
+All return textures as ``[S, S, 3]`` float32 in [0, 1], row 0 at the top (the v = 1 edge).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..nn.hash_grid_encoding import HashGridEncoding
+from ..ops._checks import check_choice, check_int
+
+PARAMETRIZATIONS = ("pyramid", "texels", "hashgrid")
+
+
+def _logit(value: float) -> float:
+    value = min(max(value, 1e-3), 1 - 1e-3)
+    return math.log(value / (1 - value))
+
+
+class TexelTexture(nn.Module):
+    """``sigmoid(logits [S, S, 3])``."""
+
+    def __init__(self, size: int, init_color: torch.Tensor) -> None:
+        super().__init__()
+        self.size = size
+        self.logits = nn.Parameter(torch.logit(init_color.clamp(1e-3, 1 - 1e-3)).expand(size, size, 3).clone())
+
+    def forward(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)
+
+
+class PyramidTexture(nn.Module):
+    """``sigmoid(sum_k upsample(level_k))`` over levels of sizes ``S, S/2, ...`` down to ``min_size``."""
+
+    def __init__(self, size: int, init_color: torch.Tensor, min_size: int = 16) -> None:
+        super().__init__()
+        self.size = size
+        sizes = [size]
+        while sizes[-1] // 2 >= min_size:
+            sizes.append(sizes[-1] // 2)
+        self.sizes = sizes
+        levels = [torch.zeros(3, s, s) for s in sizes]
+        levels[-1] += torch.logit(init_color.clamp(1e-3, 1 - 1e-3))[:, None, None]
+        self.levels = nn.ParameterList([nn.Parameter(lv) for lv in levels])
+
+    def forward(self) -> torch.Tensor:
+        total = self.levels[0]
+        for lv in self.levels[1:]:
+            total = total + nn.functional.interpolate(lv[None], size=(self.size, self.size), mode="bilinear",
+                                                      align_corners=False)[0]
+        return torch.sigmoid(total).permute(1, 2, 0)
+
+
+class HashGridTexture(nn.Module):
+    """Colour field on UV space: ``sigmoid(head(hash_grid(uv)))``; baked at texel centres."""
+
+    def __init__(self, size: int, init_color: torch.Tensor, n_levels: int = 12, log2_hashmap_size: int = 17) -> None:
+        super().__init__()
+        self.size = size
+        self.encoding = HashGridEncoding(2, n_levels=n_levels, n_features_per_level=2,
+                                         log2_hashmap_size=log2_hashmap_size, base_resolution=8,
+                                         per_level_scale=math.exp(math.log(size / 8) / max(n_levels - 1, 1)))
+        self.head = nn.Linear(self.encoding.n_output_dims, 3)
+        with torch.no_grad():
+            self.head.weight.mul_(0.1)
+            self.head.bias.copy_(torch.logit(init_color.clamp(1e-3, 1 - 1e-3)))
+
+    def colors(self, uv: torch.Tensor) -> torch.Tensor:
+        """``uv [..., 2]`` (origin bottom-left) -> colours ``[..., 3]`` in [0, 1]."""
+        flat = uv.reshape(-1, 2).clamp(0, 1).contiguous()
+        return torch.sigmoid(self.head(self.encoding(flat))).reshape(*uv.shape[:-1], 3)
+
+    def forward(self) -> torch.Tensor:
+        c = (torch.arange(self.size, dtype=torch.float32, device=self.head.weight.device) + 0.5) / self.size
+        v, u = torch.meshgrid(1.0 - c, c, indexing="ij")  # row 0 = the v = 1 edge
+        return self.colors(torch.stack([u, v], dim=-1))
+
+
+def make_texture_field(parametrization: str, size: int, init_color=0.5) -> nn.Module:
+    """Build the module for ``parametrization`` (see module doc) with a uniform initial colour."""
+    check_choice("TexturedMesh", "parametrization", parametrization, PARAMETRIZATIONS)
+    check_int("TexturedMesh", "texture_size", size, min_value=16, max_value=8192)
+    color = torch.as_tensor(init_color, dtype=torch.float32).reshape(-1).expand(3).clone()
+    if parametrization == "pyramid":
+        return PyramidTexture(size, color)
+    if parametrization == "texels":
+        return TexelTexture(size, color)
+    return HashGridTexture(size, color)

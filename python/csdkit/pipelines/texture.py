@@ -1,0 +1,237 @@
+"""The texturing job: mesh + prompt -> UV-textured mesh, optimized with Classifier Score Distillation.
+
+``texture()`` is a short wiring of public objects (the same wiring can be done by hand, see
+``examples/texture_by_hand.py``)::
+
+    TexturedMesh (UV atlas + learnable texture)  ->  MeshRenderer (random views)
+        ->  CSD guidance on the prior  ->  Adam on the texture, inside the shared Trainer loop
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..geometry.mesh import Mesh
+from ..geometry.textured_mesh import TexturedMesh
+from ..guidance.presets import guidance_preset
+from ..guidance.priors.base import DiffusionPrior
+from ..render.cameras import Cameras
+from ..render.mesh_renderer import MeshRenderer
+from ..training import RunDirectory, Trainer, image_grid, save_png, write_report
+from ..training.checkpoint import atomic_save, list_checkpoints
+from .models import defaults_for, load_prior, resolve_device
+
+DEFAULT = "__default__"  # sentinel: "use the prior's default" (None means "no negative prompt")
+_FN = "texture"
+
+
+@dataclasses.dataclass
+class TextureResult:
+    """What :func:`texture` returns.
+
+    Attributes:
+        mesh: the normalized mesh with its UV atlas and the final (seam-dilated) texture.
+        texture: ``[S, S, 3]`` float32 in [0, 1] on the CPU, row 0 at the top.
+        status: ``"completed"`` or ``"interrupted"`` (Ctrl-C; resume with ``resume=True``).
+        steps: optimization steps done; seconds: optimization time (all sessions of a resumed run).
+        files: output files by name (``glb``, ``obj``, ``turntable``, ``report``), when ``out_dir`` was given.
+    """
+
+    mesh: Mesh
+    texture: torch.Tensor
+    status: str
+    steps: int
+    seconds: float
+    files: dict[str, Path]
+    out_dir: Path | None
+
+
+def _uv_mesh_state(mesh: Mesh) -> dict[str, torch.Tensor]:
+    return {"vertices": mesh.vertices.cpu(), "faces": mesh.faces.cpu(), "uv": mesh.uv.cpu(),
+            "face_uv": mesh.face_uv.cpu()}
+
+
+def _check_steps(name: str, value: int | None, minimum: int) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+        raise ValueError(f"{_FN}(): {name} must be an int >= {minimum}, got {value!r}")
+
+
+def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None = DEFAULT,
+            prior: DiffusionPrior | str | None = None, steps: int | None = None, resolution: int | None = None,
+            texture_size: int | None = None, batch_size: int | None = None, lr: float | None = None,
+            seed: int = 0, out_dir: str | Path | None = None, parametrization: str = "pyramid",
+            shading: str = "lambertian", up: str = "+y", front: str = "+z", keep_uvs: bool = False,
+            guidance_overrides: dict[str, Any] | None = None, device: str | torch.device | None = "auto",
+            resume: bool = False, callback: Callable[[int, dict[str, float]], None] | None = None,
+            progress: bool = True, checkpoint_every: int | None = None, preview_every: int | None = None,
+            formats: tuple[str, ...] = ("glb", "obj"), quiet: bool = False) -> TextureResult:
+    """Texture ``mesh`` so that its renders match ``prompt``.
+
+    Args:
+        mesh: a :class:`~csdkit.Mesh` or a path (GLB/GLTF, OBJ, PLY, STL, OFF).
+        prompt: what the textured object should look like.
+        negative_prompt: the annealed negative prompt of CSD (``None``: plain CSD, beta = 0); default:
+            the prior's (the official one for Stable Diffusion, none for the MiniPrior).
+        prior: a :class:`~csdkit.guidance.DiffusionPrior`, or ``"mini"`` (default, embedded),
+            ``"sd21"``, a local diffusers folder or a hub id.
+        steps, resolution, texture_size, batch_size, lr: optimization settings; ``None`` takes the
+            prior's defaults (:mod:`csdkit.pipelines.models`).
+        seed: seeds everything; a CPU run is deterministic for a fixed seed.
+        out_dir: run directory (config, metrics, checkpoints, previews, GLB/OBJ, turntable, report);
+            ``None`` writes nothing.
+        parametrization: ``"pyramid"`` (default), ``"texels"`` or ``"hashgrid"``.
+        shading: ``"lambertian"`` (renders lit from around the camera) or ``"albedo"``.
+        up, front: the mesh's up and front axes (``"+y"``, ``"-z"``...), rotated to +Y up / +Z front.
+        keep_uvs: keep the mesh's UVs instead of computing an atlas.
+        guidance_overrides: extra arguments of the ``csd-mesh-sd`` guidance preset.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        resume: continue the run in ``out_dir`` from its newest checkpoint.
+        callback: called as ``callback(step, info)`` after every guidance evaluation.
+        progress: show a progress bar.
+        checkpoint_every, preview_every: steps between checkpoints / previews (default: steps / 10).
+        formats: exported formats, from ``"glb"`` and ``"obj"``.
+        quiet: no informational prints.
+
+    Returns:
+        :class:`TextureResult`.
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"{_FN}(): prompt must be a non-empty string, got {prompt!r}")
+    for name, value, minimum in (("steps", steps, 0), ("resolution", resolution, 16),
+                                 ("texture_size", texture_size, 16), ("batch_size", batch_size, 1),
+                                 ("checkpoint_every", checkpoint_every, 1), ("preview_every", preview_every, 0)):
+        _check_steps(name, value, minimum)
+    if shading not in ("lambertian", "albedo"):
+        raise ValueError(f"{_FN}(): shading must be 'lambertian' or 'albedo', got {shading!r}")
+    bad = [f for f in formats if f not in ("glb", "obj")]
+    if bad:
+        raise ValueError(f"{_FN}(): formats must be among ('glb', 'obj'), got {bad}")
+    run = RunDirectory(out_dir) if out_dir is not None else None
+    if resume and run is None:
+        raise ValueError(f"{_FN}(): resume=True needs the out_dir of the run to continue")
+    if run is not None and not resume and list_checkpoints(run.checkpoints):
+        raise ValueError(f"{_FN}(): {run.path} already holds a run; pass resume=True (--resume) to continue it "
+                         "or choose another out_dir")
+    mesh_source = None
+    if isinstance(mesh, (str, Path)):
+        mesh_source = str(mesh)
+        mesh = Mesh.load(mesh)
+    elif not isinstance(mesh, Mesh):
+        raise TypeError(f"{_FN}(): mesh must be a csdkit.Mesh or a file path, got {type(mesh).__name__}")
+
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    prior = load_prior(prior, dev, quiet=quiet)
+    d = defaults_for(prior)
+    steps = d.steps if steps is None else steps
+    resolution = d.resolution if resolution is None else resolution
+    texture_size = d.texture_size if texture_size is None else texture_size
+    batch_size = d.batch_size if batch_size is None else batch_size
+    lr = d.lr if lr is None else float(lr)
+    negative_prompt = d.negative_prompt if negative_prompt == DEFAULT else negative_prompt
+    checkpoint_every = checkpoint_every or max(1, steps // 10)
+    preview_every = max(1, steps // 10) if preview_every is None else preview_every
+
+    # ---- geometry: the normalized mesh with its atlas (saved, so a resumed run uses the same one)
+    uv_file = run.path / "uv_mesh.pt" if run is not None else None
+    if resume and uv_file is not None and uv_file.exists():
+        s = torch.load(uv_file, map_location="cpu")
+        tm = TexturedMesh.from_uv_mesh(Mesh(s["vertices"], s["faces"], uv=s["uv"], face_uv=s["face_uv"]),
+                                       texture_size, parametrization)
+    else:
+        tm = TexturedMesh(mesh.normalized(up=up, front=front, verbose=not quiet), texture_size, parametrization,
+                          keep_uvs=keep_uvs)
+        if uv_file is not None:
+            atomic_save(_uv_mesh_state(tm.mesh), uv_file)
+    tm = tm.to(dev)
+    tm.mesh = tm.mesh.to(dev)
+
+    overrides = {"t_range": list(d.t_range), "negative_prompt": negative_prompt,
+                 "negative_weight": [0, 1.0, 0.5, max(steps, 1)] if negative_prompt else 0.0,
+                 "view_prompts": not _is_mini(prior)}
+    overrides.update(guidance_overrides or {})
+    guidance = guidance_preset("csd-mesh-sd", prior, prompt, **overrides)
+    renderer = MeshRenderer(resolution)
+    optimizer = torch.optim.Adam(tm.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-15)
+    generator = torch.Generator().manual_seed(seed)
+
+    def sample_views(n: int, g: torch.Generator):
+        cams = Cameras.sample(n, distance_range=d.distance_range, fov_range=d.fov_range, generator=g).to(dev)
+        background = (0.2 + 0.6 * torch.rand(n, 1, generator=g)).expand(n, 3).to(dev)
+        jitter = (torch.rand(n, 3, generator=g) - 0.5).to(dev)
+        light = torch.nn.functional.normalize(cams.position / cams.distance[:, None] + jitter, dim=-1)
+        return cams, background, light
+
+    def render(cams, background, light):
+        return tm.render(renderer, cams, shading=shading, background=background, light_dir=light,
+                         ambient=0.5, diffuse=0.5)
+
+    def step_fn(step: int):
+        cams, background, light = sample_views(batch_size, generator)
+        images = render(cams, background, light)["rgb"].permute(0, 3, 1, 2)
+        out = guidance(images, step=step, generator=generator, cameras=cams)
+        info = {"grad_norm": out.grad_norm, "t": float(out.t.float().mean())}
+        if callback is not None:
+            callback(step, {"loss": float(out.loss.detach()), **info})
+        return out.loss, info
+
+    preview_cams = Cameras.orbit(4, elevation=15.0, distance=sum(d.distance_range) / 2,
+                                 fov_y=sum(d.fov_range) / 2).to(dev)
+    preview_bg = torch.full((4, 3), 0.5, device=dev)
+    preview_light = torch.nn.functional.normalize(preview_cams.position, dim=-1)
+
+    def preview_fn(step: int):
+        with torch.no_grad():
+            return image_grid(render(preview_cams, preview_bg, preview_light)["rgb"].cpu(), columns=4)
+
+    if run is not None and not resume:
+        run.write_config({
+            "job": "texture", "mesh": mesh_source or "<in-memory Mesh>", "prompt": prompt,
+            "negative_prompt": negative_prompt, "prior": getattr(prior, "name", type(prior).__name__),
+            "steps": steps, "resolution": resolution, "texture_size": texture_size, "batch_size": batch_size,
+            "lr": lr, "seed": seed, "parametrization": parametrization, "shading": shading, "up": up,
+            "front": front, "keep_uvs": keep_uvs, "device": str(dev), "guidance": guidance.to_config(),
+            "camera": {"distance_range": d.distance_range, "fov_range": d.fov_range},
+        })
+    trainer = Trainer(step_fn, modules={"texture": tm.field}, optimizers={"adam": optimizer}, total_steps=steps,
+                      generator=generator, run_dir=run, checkpoint_every=checkpoint_every,
+                      preview_every=preview_every, preview_fn=preview_fn, progress=progress,
+                      desc=f"texture '{prompt[:30]}'")
+    result = trainer.run(resume=resume)
+
+    textured = tm.textured_mesh().to("cpu")
+    files: dict[str, Path] = {}
+    if run is not None and result.status == "completed":
+        t0 = time.perf_counter()
+        for fmt in formats:
+            files[fmt] = tm.export(run.path / f"textured.{fmt}")
+        files["turntable"] = _turntable(textured, run.path / "turntable.png", d, dev)
+        files["report"] = write_report(run, prompt, results={"Turntable": files["turntable"]}, summary={
+            "mesh": mesh_source or "<in-memory Mesh>", "prior": getattr(prior, "name", type(prior).__name__),
+            "steps": result.step, "optimization seconds": f"{result.seconds:.1f}",
+            "export seconds": f"{time.perf_counter() - t0:.1f}",
+            "files": ", ".join(p.name for p in files.values())})
+    return TextureResult(textured, textured.texture.cpu(), result.status, result.step, result.seconds, files,
+                         run.path if run is not None else None)
+
+
+def _is_mini(prior: DiffusionPrior) -> bool:
+    from ..guidance.mini import MiniPrior
+
+    return isinstance(prior, MiniPrior)
+
+
+def _turntable(mesh: Mesh, path: Path, d, dev: torch.device, size: int = 256) -> Path:
+    """8 views around the textured mesh (2 rows x 4), lit from the camera, on a grey background."""
+    cams = Cameras.orbit(8, elevation=15.0, distance=sum(d.distance_range) / 2, fov_y=sum(d.fov_range) / 2).to(dev)
+    with torch.no_grad():
+        out = MeshRenderer(size).render(mesh.to(dev), cams, shading="lambertian", background=0.6,
+                                        light_dir=torch.nn.functional.normalize(cams.position, dim=-1),
+                                        ambient=0.5, diffuse=0.5)
+    return save_png(image_grid(out["rgb"].cpu(), columns=4), path)

@@ -241,11 +241,15 @@ def render_scenes(scenes: SceneBatch, resolution: int, generator: torch.Generato
     col1 = (palette[scenes.color1] * jitter[:, 0]).clamp(0, 1)
     col2 = (palette[scenes.color2] * jitter[:, 1]).clamp(0, 1)
     # Background: a neutral grey level kept away from neutral objects so they stay visible.
+    # ``shaded`` estimates the object's mean brightness; a background closer than 0.25 to it is
+    # moved to 0.25-0.45 away on the side with more room.
     level = 0.2 + 0.6 * torch.rand(n, generator=g)
-    lum1 = palette[scenes.color1].mean(-1)
+    shaded = 0.8 * palette[scenes.color1].mean(-1)
+    away = 0.25 + 0.2 * torch.rand(n, generator=g)
     neutral = torch.isin(scenes.color1, _NEUTRAL)
-    close = neutral & ((level - lum1).abs() < 0.25)
-    level = torch.where(close, torch.where(lum1 > 0.5, level - 0.35, level + 0.35).clamp(0.12, 0.88), level)
+    close = neutral & ((level - shaded).abs() < 0.25)
+    moved = torch.where(shaded > 0.5, shaded - away, shaded + away).clamp(0.1, 0.9)
+    level = torch.where(close, moved, level)
     tint = 1 + 0.08 * (torch.rand(n, 3, generator=g) - 0.5)
     bg = (level[:, None] * tint).clamp(0, 1)
 

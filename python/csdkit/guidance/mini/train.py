@@ -60,6 +60,18 @@ def export_weights(model: MiniDenoiser, out: Path, fp16: bool = False) -> None:
     WordTokenizer(model.cfg.vocab, model.cfg.max_tokens).save(out / VOCAB_FILE)
 
 
+def export_checkpoint(run_dir: str | Path, out: str | Path, fp16: bool = False) -> Path:
+    """Exports the EMA weights of ``run_dir/checkpoint.pt`` (a finished or running training run)
+    to ``out`` as the three files :class:`MiniPrior` loads; returns ``out``."""
+    ckpt = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    model = MiniDenoiser(MiniPriorConfig.from_json(ckpt["config"]))
+    model.load_state_dict(ckpt["ema"])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    export_weights(model, out, fp16=fp16)
+    return out
+
+
 def read_metrics(path: Path) -> list[dict]:
     """Rows of ``metrics.jsonl``, the last row kept per step (resumed runs rewrite some steps)."""
     rows: dict[int, dict] = {}

@@ -7,7 +7,6 @@ import warnings
 
 import pytest
 import torch
-
 from csdkit.guidance.mini.data import (
     COLORS,
     PALETTE,
@@ -36,7 +35,8 @@ def _scenes(shape: str, color: str, n: int = 1, pattern: int = 0) -> SceneBatch:
 # ---- data -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", SHAPES)
 def test_every_shape_renders_a_centred_object(shape):
-    img, mask = render_scenes(_scenes(shape, "red", 4), 32, torch.Generator().manual_seed(1), return_mask=True)
+    g = torch.Generator().manual_seed(1)
+    img, mask = render_scenes(_scenes(shape, "red", 4), 32, g, return_mask=True)
     assert img.shape == (4, 3, 32, 32) and mask.shape == (4, 1, 32, 32)
     assert img.min() >= 0 and img.max() <= 1
     cover = mask.mean((1, 2, 3))

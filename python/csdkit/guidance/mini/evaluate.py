@@ -188,7 +188,8 @@ def _save_grid(images: torch.Tensor, cols: int, path: Path, scale: int = 3) -> N
 def main(argv: list[str] | None = None) -> None:
     from .prior import MiniPrior
 
-    p = argparse.ArgumentParser(prog="python -m csdkit.guidance.mini.evaluate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m csdkit.guidance.mini.evaluate",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--weights", default=None, help="weights directory (default: the shipped ones)")
     p.add_argument("--out", default="miniprior-eval")
     p.add_argument("--per-color", type=int, default=10)

@@ -123,14 +123,16 @@ class MiniPrior(DiffusionPrior):
         if t.dim() == 0:
             t = t.expand(n)
         if t.shape != (n,) or t.is_floating_point() or t.is_complex():
-            raise ValueError(f"{fn}: t must be an integer tensor of shape [{n}], got {t.dtype} {list(t.shape)}")
+            raise ValueError(f"{fn}: t must be an integer tensor of shape [{n}], "
+                             f"got {t.dtype} {list(t.shape)}")
         if n and (int(t.min()) < 0 or int(t.max()) >= self.num_train_timesteps):
             raise ValueError(f"{fn}: t must lie in [0, {self.num_train_timesteps}), got "
                              f"[{int(t.min())}, {int(t.max())}]")
         d = self.config.cross_attention_dim
         if not isinstance(embeddings, torch.Tensor) or embeddings.dim() != 3 or embeddings.shape[0] != n \
                 or embeddings.shape[2] != d:
-            got = list(embeddings.shape) if isinstance(embeddings, torch.Tensor) else type(embeddings).__name__
+            is_tensor = isinstance(embeddings, torch.Tensor)
+            got = list(embeddings.shape) if is_tensor else type(embeddings).__name__
             raise ValueError(f"{fn}: embeddings must be [{n}, L, {d}] (from embed()), got {got}")
         eps = self.model(x_t.to(self.device, self.dtype), t.to(self.device),
                          embeddings.to(self.device, self.dtype))

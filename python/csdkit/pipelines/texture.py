@@ -127,6 +127,7 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
 
     dev = resolve_device(device)
     torch.manual_seed(seed)
+    model_name = prior if isinstance(prior, str) else ("mini" if prior is None else None)
     prior = load_prior(prior, dev, quiet=quiet)
     d = defaults_for(prior)
     steps = d.steps if steps is None else steps
@@ -194,6 +195,7 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
         run.write_config({
             "job": "texture", "mesh": mesh_source or "<in-memory Mesh>", "prompt": prompt,
             "negative_prompt": negative_prompt, "prior": getattr(prior, "name", type(prior).__name__),
+            "model": model_name,
             "steps": steps, "resolution": resolution, "texture_size": texture_size, "batch_size": batch_size,
             "lr": lr, "seed": seed, "parametrization": parametrization, "shading": shading, "up": up,
             "front": front, "keep_uvs": keep_uvs, "device": str(dev), "guidance": guidance.to_config(),

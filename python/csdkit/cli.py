@@ -1,0 +1,111 @@
+"""The ``csdkit`` command.
+
+    csdkit texture MESH "prompt" [options]     UV-texture a mesh with CSD
+    csdkit info                                 what this build contains
+
+Exit codes: 0 done, 1 internal error, 2 bad input (a one-line message, no traceback),
+130 interrupted by Ctrl-C (a checkpoint was written; continue with --resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _texture_parser(sub) -> None:
+    p = sub.add_parser("texture", help="UV-texture a mesh from a text prompt (CSD)",
+                       description="Texture MESH (GLB/GLTF, OBJ, PLY, STL, OFF) so that it matches PROMPT. "
+                                   "Writes a run directory with textured.glb, textured.obj (+mtl, png), "
+                                   "turntable.png, report.html, metrics and checkpoints.")
+    p.add_argument("mesh", nargs="?", help="input mesh file (optional with --resume)")
+    p.add_argument("prompt", nargs="?", help="text prompt, e.g. \"a blue vase with white stripes\"")
+    p.add_argument("--negative", default=None, help="negative prompt (default: the model's; 'none' for plain CSD)")
+    p.add_argument("--model", default=None, help="mini (embedded, default), sd21, or a local model folder")
+    p.add_argument("--steps", type=int, help="optimization steps (default: the model's)")
+    p.add_argument("--resolution", type=int, help="render resolution (default: the model's)")
+    p.add_argument("--texture-size", type=int, help="texture side in texels (default: the model's)")
+    p.add_argument("--batch-size", type=int, help="views per step (default: the model's)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: the model's)")
+    p.add_argument("--parametrization", default="pyramid", choices=["pyramid", "texels", "hashgrid"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--up", default="+y", help="the mesh's up axis: +y (default), +z, -x ...")
+    p.add_argument("--front", default="+z", help="the mesh's front axis (default +z)")
+    p.add_argument("--keep-uvs", action="store_true", help="keep the mesh's UVs instead of a new atlas")
+    p.add_argument("--out", default=None, help="run directory (default: runs/texture-<mesh stem>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_texture(args) -> int:
+    from .pipelines.texture import DEFAULT, texture
+
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        if out is None:
+            raise ValueError("--resume needs --out DIR (the run directory to continue)")
+        cfg_path = out / "config.json"
+        if not cfg_path.exists():
+            raise ValueError(f"--resume: {out} has no config.json (not a csdkit run directory)")
+        cfg = json.loads(cfg_path.read_text())
+        mesh, prompt = args.mesh or cfg["mesh"], args.prompt or cfg["prompt"]
+        kwargs = {k: cfg[k] for k in ("steps", "resolution", "texture_size", "batch_size", "lr", "seed",
+                                      "parametrization", "up", "front", "keep_uvs", "negative_prompt")}
+        model = args.model or cfg.get("model", "mini")
+    else:
+        if not args.mesh or not args.prompt:
+            raise ValueError("texture needs MESH and PROMPT (or --resume --out DIR)")
+        mesh, prompt = args.mesh, args.prompt
+        out = out or Path("runs") / f"texture-{Path(args.mesh).stem}"
+        negative = DEFAULT if args.negative is None else (None if args.negative.lower() == "none" else args.negative)
+        kwargs = {"steps": args.steps, "resolution": args.resolution, "texture_size": args.texture_size,
+                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                  "parametrization": args.parametrization, "up": args.up, "front": args.front,
+                  "keep_uvs": args.keep_uvs, "negative_prompt": negative}
+        model = args.model or "mini"
+    if not Path(mesh).exists():
+        raise ValueError(f"mesh file not found: {mesh}")
+    result = texture(mesh, prompt, prior=model, out_dir=out, device=args.device, resume=args.resume,
+                     progress=not args.no_progress, **kwargs)
+    if result.status != "completed":
+        print(f"csdkit: interrupted at step {result.steps}; a checkpoint is in {out}/checkpoints. "
+              f"Continue with: csdkit texture --resume --out {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"csdkit: textured {mesh} in {result.seconds:.1f} s ({result.steps} steps)")
+    for name, path in result.files.items():
+        print(f"  {name:<10} {path}")
+    return EXIT_OK
+
+
+def _run_info(args) -> int:
+    from . import build_info
+
+    print(json.dumps(build_info(), indent=2))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="csdkit", description="Text-guided 3D content with Classifier "
+                                                                "Score Distillation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _texture_parser(sub)
+    sub.add_parser("info", help="print what this csdkit build contains")
+    args = parser.parse_args(argv)
+    handlers = {"texture": _run_texture, "info": _run_info}
+    try:
+        return handlers[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"csdkit: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("csdkit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 import torch
+
 from csdkit.guidance.mini.data import (
     COLORS,
     PALETTE,

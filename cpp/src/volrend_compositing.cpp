@@ -97,8 +97,7 @@ void accumulate_backward_cpu(const AccumulateArgs<T>& a) {
       for (int64_t r = rb; r < re; ++r) {
         int64_t begin, end;
         ray_range(a.packed_info, r, a.n_samples, "volrend::accumulate_backward", &begin, &end);
-        for (int64_t i = begin; i < end; ++i)
-          accumulate_backward_sample<T>(i, C, a.weights, a.values, a.d_out + r * C, a.d_weights, a.d_values);
+        accumulate_backward_ray<T>(begin, end, C, a.weights, a.values, a.d_out + r * C, a.d_weights, a.d_values);
       }
     });
     return;
@@ -134,8 +133,7 @@ void weights_backward(const WeightsBackwardArgs<T>& a, Device dev) {
   const char* fn = "volrend::weights_backward";
   check_sizes(a.n_rays, a.n_samples, a.packed_info, fn);
   check_arg(a.mode == kFromDensity || a.mode == kFromAlpha, fn, "mode must be 0 (density) or 1 (alpha)");
-  check_arg(a.n_samples == 0 || (a.transmittance && a.alphas && a.d_weights && a.d_transmittance), fn,
-            "transmittance, alphas, d_weights and d_transmittance must not be null");
+  check_arg(a.n_samples == 0 || (a.transmittance && a.alphas), fn, "transmittance and alphas must not be null");
   check_arg(a.mode == kFromAlpha || a.n_samples == 0 || (a.t_starts && a.t_ends), fn,
             "t_starts and t_ends must not be null in density mode");
   if (a.n_rays == 0 || (!a.d_input && !a.d_tau)) return;

@@ -1,7 +1,10 @@
 // Volume-rendering compositing: dispatch and the CPU kernels (math in csdkit/volrend_compositing.h).
 // Every kernel is parallel over rays (each ray's samples are a contiguous range), so the CPU path
 // needs no atomics and is deterministic.
+#include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "csdkit/parallel.h"
 #include "csdkit/volrend_compositing.h"
@@ -37,6 +40,30 @@ void check_sizes(int64_t n_rays, int64_t n_samples, const void* packed_info, con
 }
 
 }  // namespace
+
+int check_packed_info(const int64_t* packed_info, int64_t n_rays, int64_t n_samples, bool* covers_all) {
+  int64_t total = 0, prev_end = 0;
+  bool ordered = true;
+  for (int64_t r = 0; r < n_rays; ++r) {
+    const int64_t start = packed_info[2 * r], count = packed_info[2 * r + 1];
+    if (start < 0 || count < 0) return 1;
+    if (count == 0) continue;
+    if (start > n_samples - count) return 2;
+    ordered = ordered && start >= prev_end;
+    prev_end = start + count;
+    total += count;
+  }
+  if (!ordered) {
+    std::vector<std::pair<int64_t, int64_t>> ranges;
+    for (int64_t r = 0; r < n_rays; ++r)
+      if (packed_info[2 * r + 1] > 0) ranges.emplace_back(packed_info[2 * r], packed_info[2 * r + 1]);
+    std::sort(ranges.begin(), ranges.end());
+    for (size_t k = 1; k < ranges.size(); ++k)
+      if (ranges[k].first < ranges[k - 1].first + ranges[k - 1].second) return 3;
+  }
+  if (covers_all) *covers_all = total == n_samples;
+  return 0;
+}
 
 template <typename T>
 void weights_forward_cpu(const WeightsArgs<T>& a) {

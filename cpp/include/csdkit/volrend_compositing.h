@@ -253,6 +253,11 @@ struct AccumulateArgs {
   T* d_values = nullptr;                 // [S, channels] out (backward; nullptr: not needed)
 };
 
+// Validation of packed_info on the host (CPU memory): 0 = valid, 1 = a negative start or count,
+// 2 = a range beyond n_samples, 3 = overlapping ranges. *covers_all tells whether every sample
+// belongs to a ray. O(n_rays), plus a sort when the non-empty ranges are not in order.
+int check_packed_info(const int64_t* packed_info, int64_t n_rays, int64_t n_samples, bool* covers_all);
+
 template <typename T>
 void weights_forward(const WeightsArgs<T>& args, Device dev = {});
 template <typename T>

@@ -16,11 +16,10 @@ from __future__ import annotations
 import importlib.util
 import math
 
-import torch
-from harness import Case
-
 import csdkit.ops as ops
+import torch
 from csdkit.ops import reference as ref
+from harness import Case
 
 
 def _composite_inputs(n_rays: int, n_samples: int, device: str):
@@ -50,7 +49,9 @@ def _render_reference(t_starts, t_ends, sigmas, rgbs, info, ray_indices):
     weights, _, _ = ref.render_weight_from_density_reference(t_starts, t_ends, sigmas, info)
     rgb = ref.accumulate_along_rays_reference(weights, rgbs, ray_indices, n_rays)
     opacity = ref.accumulate_along_rays_reference(weights, None, ray_indices, n_rays)
-    depth = ref.accumulate_along_rays_reference(weights, ((t_starts + t_ends) / 2)[:, None], ray_indices, n_rays)
+    depth = ref.accumulate_along_rays_reference(
+        weights, ((t_starts + t_ends) / 2)[:, None], ray_indices, n_rays
+    )
     return rgb, opacity, depth
 
 
@@ -65,7 +66,7 @@ def _fwd_bwd(render, inputs, ray_indices):
 
 
 def _density_field(x: torch.Tensor) -> torch.Tensor:
-    return 30.0 * torch.exp(-(x.norm(dim=-1) / 0.6) ** 8)  # a soft ball of radius ~0.6
+    return 30.0 * torch.exp(-((x.norm(dim=-1) / 0.6) ** 8))  # a soft ball of radius ~0.6
 
 
 def _march_composite(impl: str, rays_o, rays_d, grid, n_samples: int):
@@ -77,8 +78,9 @@ def _march_composite(impl: str, rays_o, rays_d, grid, n_samples: int):
             s = march(rays_o, rays_d, grid, n_samples=n_samples)
         else:
             step = math.sqrt(12) / n_samples
-            s = ops.RaySamples(*ref.march_rays_reference(rays_o, rays_d, grid.binaries, grid.level_aabbs(),
-                                                          step))
+            s = ops.RaySamples(
+                *ref.march_rays_reference(rays_o, rays_d, grid.binaries, grid.level_aabbs(), step)
+            )
         mid = (s.t_starts + s.t_ends) / 2
         x = rays_o[s.ray_indices] + mid[:, None] * rays_d[s.ray_indices]
         sigmas = _density_field(x).requires_grad_()
@@ -97,18 +99,31 @@ def cases(device: str, quick: bool) -> list[Case]:
     inputs = _composite_inputs(n_rays, n_samples, device)
     ray_indices = ref.compositing.ray_indices_from_packed(inputs[4], n_rays * n_samples)
     n = n_rays * n_samples
-    out.append(Case("composite_fwd_bwd", "reference", _fwd_bwd(_render_reference, inputs, ray_indices), n,
-                    baseline=True, repeats=5))
-    out.append(Case("composite_fwd_bwd", "csdkit", _fwd_bwd(_render_csdkit, inputs, ray_indices), n, repeats=10))
+    out.append(
+        Case(
+            "composite_fwd_bwd",
+            "reference",
+            _fwd_bwd(_render_reference, inputs, ray_indices),
+            n,
+            baseline=True,
+            repeats=5,
+        )
+    )
+    out.append(
+        Case("composite_fwd_bwd", "csdkit", _fwd_bwd(_render_csdkit, inputs, ray_indices), n, repeats=10)
+    )
     if device == "cuda" and importlib.util.find_spec("nerfacc") is not None:
         import nerfacc  # noqa: PLC0415
 
         def _render_nerfacc(t_starts, t_ends, sigmas, rgbs, info, ray_idx):
-            weights, _, _ = nerfacc.render_weight_from_density(t_starts, t_ends, sigmas, ray_indices=ray_idx,
-                                                               n_rays=n_rays)
+            weights, _, _ = nerfacc.render_weight_from_density(
+                t_starts, t_ends, sigmas, ray_indices=ray_idx, n_rays=n_rays
+            )
             rgb = nerfacc.accumulate_along_rays(weights, rgbs, ray_idx, n_rays)
             opacity = nerfacc.accumulate_along_rays(weights, None, ray_idx, n_rays)
-            depth = nerfacc.accumulate_along_rays(weights, ((t_starts + t_ends) / 2)[:, None], ray_idx, n_rays)
+            depth = nerfacc.accumulate_along_rays(
+                weights, ((t_starts + t_ends) / 2)[:, None], ray_idx, n_rays
+            )
             return rgb, opacity, depth
 
         out.append(Case("composite_fwd_bwd", "nerfacc", _fwd_bwd(_render_nerfacc, inputs, ray_indices), n))
@@ -121,8 +136,24 @@ def cases(device: str, quick: bool) -> list[Case]:
     rays_d = torch.nn.functional.normalize(target - origin, dim=-1).to(device)
     grid = ops.OccupancyGrid(1.0, resolution=128, device=device)
     grid.update(0, _density_field, generator=torch.Generator().manual_seed(0))
-    out.append(Case("march_composite", "reference", _march_composite("reference", rays_o, rays_d, grid, n_samples),
-                    n_rays, baseline=True, repeats=3, warmup=1))
-    out.append(Case("march_composite", "csdkit", _march_composite("csdkit", rays_o, rays_d, grid, n_samples),
-                    n_rays, repeats=10))
+    out.append(
+        Case(
+            "march_composite",
+            "reference",
+            _march_composite("reference", rays_o, rays_d, grid, n_samples),
+            n_rays,
+            baseline=True,
+            repeats=2,
+            warmup=0,
+        )
+    )  # the reference march is slow
+    out.append(
+        Case(
+            "march_composite",
+            "csdkit",
+            _march_composite("csdkit", rays_o, rays_d, grid, n_samples),
+            n_rays,
+            repeats=10,
+        )
+    )
     return out

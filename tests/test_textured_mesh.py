@@ -7,8 +7,8 @@ import torch
 
 import csdkit
 from csdkit.geometry.primitives import demo_vase, icosphere, lathe, torus
-from csdkit.geometry.textured_mesh import TexturedMesh
 from csdkit.geometry.texture_field import make_texture_field
+from csdkit.geometry.textured_mesh import TexturedMesh
 
 
 @pytest.fixture(scope="module")

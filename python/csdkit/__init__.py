@@ -12,8 +12,21 @@ from ._build import build_info, has_cuda, set_num_threads
 from .geometry import Mesh
 from .guidance import CSD, SDS, Schedule
 from .nn import HashGridEncoding
+from .ops.occupancy_grid import OccupancyGrid
 from .render.cameras import Cameras
 from .render.mesh_renderer import MeshRenderer
 
-__all__ = ["CSD", "SDS", "Cameras", "HashGridEncoding", "Mesh", "MeshRenderer", "Schedule", "__version__",
-           "build_info", "has_cuda", "set_num_threads"]
+__all__ = [
+    "CSD",
+    "SDS",
+    "Cameras",
+    "HashGridEncoding",
+    "Mesh",
+    "MeshRenderer",
+    "OccupancyGrid",
+    "Schedule",
+    "__version__",
+    "build_info",
+    "has_cuda",
+    "set_num_threads",
+]

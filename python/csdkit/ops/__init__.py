@@ -1,9 +1,27 @@
 """Differentiable kernels (CPU and CUDA) with pure-PyTorch references in :mod:`csdkit.ops.reference`."""
 
+from .compositing import accumulate_along_rays, render_weight_from_alpha, render_weight_from_density
 from .hash_grid import hash_grid_encode
 from .hash_grid_config import HashGridConfig
 from .interpolate import interpolate
+from .occupancy_grid import OccupancyGrid
 from .rasterize import rasterize
+from .ray_aabb import ray_aabb_intersect
+from .ray_marching import RaySamples, march_rays
 from .texture import build_mipmaps, texture
 
-__all__ = ["HashGridConfig", "build_mipmaps", "hash_grid_encode", "interpolate", "rasterize", "texture"]
+__all__ = [
+    "HashGridConfig",
+    "OccupancyGrid",
+    "RaySamples",
+    "accumulate_along_rays",
+    "build_mipmaps",
+    "hash_grid_encode",
+    "interpolate",
+    "march_rays",
+    "rasterize",
+    "ray_aabb_intersect",
+    "render_weight_from_alpha",
+    "render_weight_from_density",
+    "texture",
+]

@@ -214,15 +214,28 @@ class Mesh:
     def has_vertex_colors(self) -> bool:
         return self.vertex_colors is not None
 
+    def _int32(self, name: str) -> torch.Tensor | None:
+        """int32 copy of an index tensor, cached while the tensor object and its version are unchanged."""
+        t = getattr(self, name)
+        if t is None:
+            return None
+        cache = self.__dict__.setdefault("_int32_cache", {})
+        hit = cache.get(name)
+        if hit is not None and hit[0] is t and hit[1] == t._version:
+            return hit[2]
+        out = t.to(torch.int32).contiguous()
+        cache[name] = (t, t._version, out)
+        return out
+
     @property
     def faces_int32(self) -> torch.Tensor:
-        """``[F, 3]`` int32 contiguous faces (what the rasterizer takes)."""
-        return self.faces.to(torch.int32).contiguous()
+        """``[F, 3]`` int32 contiguous faces (what the rasterizer takes; cached)."""
+        return self._int32("faces")
 
     @property
     def face_uv_int32(self) -> torch.Tensor | None:
-        """``[F, 3]`` int32 contiguous UV faces, or None without UVs."""
-        return None if self.face_uv is None else self.face_uv.to(torch.int32).contiguous()
+        """``[F, 3]`` int32 contiguous UV faces (cached), or None without UVs."""
+        return self._int32("face_uv")
 
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Axis-aligned bounding box ``(min [3], max [3])`` of the vertices."""

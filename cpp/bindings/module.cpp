@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "hashgrid.h"
+#include "raster.h"
 
 namespace py = pybind11;
 using namespace csdkit_bind;
@@ -27,4 +28,37 @@ PYBIND11_MODULE(_C, m) {
   m.def("hashgrid_backward", &hashgrid_backward, py::arg("options"), py::arg("n"), py::arg("x"), py::arg("params"),
         py::arg("d_out"), py::arg("d_params"), py::arg("d_x"), py::arg("dtype"), py::arg("device"),
         py::arg("stream"));
+
+  // ---- rasterizer: rasterize, resolve, interpolate, texture (cpp/bindings/raster.h)
+  m.def("raster_forward", &raster_forward, py::arg("batch"), py::arg("n_vertices"), py::arg("n_triangles"),
+        py::arg("height"), py::arg("width"), py::arg("pos"), py::arg("tri"), py::arg("rast"), py::arg("dtype"),
+        py::arg("device"), py::arg("stream"));
+  m.def("raster_resolve", &raster_resolve, py::arg("batch"), py::arg("n_vertices"), py::arg("n_triangles"),
+        py::arg("height"), py::arg("width"), py::arg("pos"), py::arg("tri"), py::arg("rast"), py::arg("out"),
+        py::arg("dtype"), py::arg("device"), py::arg("stream"));
+  m.def("raster_resolve_backward", &raster_resolve_backward, py::arg("batch"), py::arg("n_vertices"),
+        py::arg("n_triangles"), py::arg("height"), py::arg("width"), py::arg("pos"), py::arg("tri"),
+        py::arg("rast"), py::arg("d_rast"), py::arg("d_pos"), py::arg("dtype"), py::arg("device"),
+        py::arg("stream"));
+  m.def("raster_bary_derivatives", &raster_bary_derivatives, py::arg("batch"), py::arg("n_vertices"),
+        py::arg("n_triangles"), py::arg("height"), py::arg("width"), py::arg("pos"), py::arg("tri"),
+        py::arg("rast"), py::arg("rast_db"), py::arg("dtype"), py::arg("device"), py::arg("stream"));
+  m.def("raster_interpolate_forward", &raster_interpolate_forward, py::arg("batch"), py::arg("attr_batch"),
+        py::arg("n_vertices"), py::arg("n_channels"), py::arg("n_triangles"), py::arg("height"), py::arg("width"),
+        py::arg("attr"), py::arg("rast"), py::arg("tri"), py::arg("out"), py::arg("dtype"), py::arg("device"),
+        py::arg("stream"));
+  m.def("raster_interpolate_backward", &raster_interpolate_backward, py::arg("batch"), py::arg("attr_batch"),
+        py::arg("n_vertices"), py::arg("n_channels"), py::arg("n_triangles"), py::arg("height"), py::arg("width"),
+        py::arg("attr"), py::arg("rast"), py::arg("tri"), py::arg("d_out"), py::arg("d_attr"), py::arg("d_rast"),
+        py::arg("dtype"), py::arg("device"), py::arg("stream"));
+  m.def("raster_texture_forward", &raster_texture_forward, py::arg("batch"), py::arg("tex_batch"),
+        py::arg("n_channels"), py::arg("height"), py::arg("width"), py::arg("level_heights"),
+        py::arg("level_widths"), py::arg("levels"), py::arg("uv"), py::arg("uv_da"), py::arg("bias"),
+        py::arg("out"), py::arg("filter"), py::arg("boundary"), py::arg("dtype"), py::arg("device"),
+        py::arg("stream"));
+  m.def("raster_texture_backward", &raster_texture_backward, py::arg("batch"), py::arg("tex_batch"),
+        py::arg("n_channels"), py::arg("height"), py::arg("width"), py::arg("level_heights"),
+        py::arg("level_widths"), py::arg("levels"), py::arg("uv"), py::arg("uv_da"), py::arg("bias"),
+        py::arg("d_out"), py::arg("d_levels"), py::arg("d_uv"), py::arg("filter"), py::arg("boundary"),
+        py::arg("dtype"), py::arg("device"), py::arg("stream"));
 }

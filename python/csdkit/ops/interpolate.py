@@ -25,7 +25,7 @@ class _Interpolate(torch.autograd.Function):
         b, h, w, _ = rast.shape
         out = attr.new_empty(b, h, w, c)
         device, stream = _native.device_args(attr)
-        _native.native().interpolate_forward(
+        _native.native().raster_interpolate_forward(
             b, ab, v, c, tri.shape[0], h, w, _native.data_ptr(_FN, "attr", attr),
             _native.data_ptr(_FN, "rast", rast), _native.data_ptr(_FN, "tri", tri),
             _native.data_ptr(_FN, "out", out), _native.dtype_name(attr.dtype), device, stream,
@@ -46,7 +46,7 @@ class _Interpolate(torch.autograd.Function):
         d_attr = torch.zeros_like(attr) if need_attr else None
         d_rast = torch.zeros_like(rast) if need_rast else None
         device, stream = _native.device_args(attr)
-        _native.native().interpolate_backward(
+        _native.native().raster_interpolate_backward(
             b, ab, v, c, tri.shape[0], h, w, _native.data_ptr(_FN, "attr", attr),
             _native.data_ptr(_FN, "rast", rast), _native.data_ptr(_FN, "tri", tri),
             _native.data_ptr(_FN, "d_out", d_out), _native.data_ptr(_FN, "d_attr", d_attr),

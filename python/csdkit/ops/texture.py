@@ -40,7 +40,7 @@ class _Texture(torch.autograd.Function):
         tb, _, _, c = levels[0].shape
         out = levels[0].new_empty(b, h, w, c)
         device, stream = _native.device_args(uv)
-        _native.native().texture_forward(
+        _native.native().raster_texture_forward(
             b, tb, c, h, w, [lv.shape[1] for lv in levels], [lv.shape[2] for lv in levels],
             [_native.data_ptr(_FN, "tex", lv) for lv in levels], _native.data_ptr(_FN, "uv", uv),
             _native.data_ptr(_FN, "uv_da", uv_da), _native.data_ptr(_FN, "mip_level_bias", bias),
@@ -67,7 +67,7 @@ class _Texture(torch.autograd.Function):
         d_uv = torch.zeros_like(uv) if need_uv else None
         d_levels = [torch.zeros_like(lv) for lv in levels] if need_tex else []
         device, stream = _native.device_args(uv)
-        _native.native().texture_backward(
+        _native.native().raster_texture_backward(
             b, tb, c, h, w, [lv.shape[1] for lv in levels], [lv.shape[2] for lv in levels],
             [_native.data_ptr(_FN, "tex", lv) for lv in levels], _native.data_ptr(_FN, "uv", uv),
             _native.data_ptr(_FN, "uv_da", uv_da), _native.data_ptr(_FN, "mip_level_bias", bias),

@@ -109,6 +109,18 @@ def test_unwrap_too_many_faces_suggests_decimation(sphere):
         unwrap_uv(sphere, max_faces=100)
 
 
+def test_unwrap_decimates_with_open3d(sphere):
+    pytest.importorskip("open3d")
+    with pytest.warns(MeshWarning, match="decimating to 200"):
+        small = unwrap_uv(sphere, max_faces=200, resolution=128)
+    assert small.has_uv and 100 <= small.num_faces <= 200
+    with pytest.warns(MeshWarning) as rec:
+        out = unwrap_uv(sphere, timeout=0.001, fallback="decimate", resolution=128)
+    messages = " | ".join(str(w.message) for w in rec)
+    assert "decimating to 80 faces with open3d and retrying" in messages and "per-triangle" in messages
+    assert out.num_faces <= 80 and out.uv.shape[0] == 3 * out.num_faces
+
+
 def test_unwrap_argument_errors(sphere):
     with pytest.raises(ValueError, match="fallback must be one of"):
         unwrap_uv(sphere, fallback="maybe")

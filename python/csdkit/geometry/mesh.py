@@ -305,12 +305,22 @@ class Mesh:
         return 0.5 * self.face_normals(unit=False).norm(dim=-1)
 
     def vertex_normals(self) -> torch.Tensor:
-        """Area-weighted unit vertex normals ``[V, 3]`` (0 for unreferenced vertices); differentiable."""
+        """Area-weighted unit vertex normals ``[V, 3]`` (0 for unreferenced vertices); differentiable.
+
+        Cached while neither ``vertices`` nor ``faces`` change (and no gradient is being tracked).
+        """
+        key = (self.vertices, self.vertices._version, self.faces, self.faces._version)
+        cached = self.__dict__.get("_normals_cache")
+        if cached is not None and all(a is b if torch.is_tensor(a) else a == b
+                                      for a, b in zip(cached[0], key, strict=True)):
+            return cached[1]
         fn = self.face_normals(unit=False)
-        acc = torch.zeros_like(self.vertices)
-        for k in range(3):
-            acc = acc.index_add(0, self.faces[:, k], fn)
-        return torch.nn.functional.normalize(acc, dim=-1, eps=1e-20)
+        acc = torch.zeros_like(self.vertices).index_add(0, self.faces.reshape(-1),
+                                                        fn.repeat_interleave(3, dim=0))
+        normals = torch.nn.functional.normalize(acc, dim=-1, eps=1e-20)
+        if not normals.requires_grad:
+            self._normals_cache = (key, normals)
+        return normals
 
     def transformed(self, matrix) -> Mesh:
         """The mesh with vertices mapped by a ``[4, 4]`` (affine) or ``[3, 3]`` matrix (column vectors)."""

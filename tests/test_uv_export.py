@@ -305,6 +305,13 @@ def test_textured_round_trip(textured, tmp_path, suffix):
     torch.testing.assert_close(back.texture, textured.texture, atol=0.5 / 255 + 1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("suffix", [".glb", ".obj"])
+def test_uv_only_round_trip_invents_no_colours(unwrapped, tmp_path, suffix):
+    back = Mesh.load(export_mesh(unwrapped, tmp_path / f"uv{suffix}"))
+    assert not back.has_texture and not back.has_vertex_colors
+    torch.testing.assert_close(back.uv[back.face_uv], unwrapped.uv[unwrapped.face_uv], atol=1e-6, rtol=0)
+
+
 def test_glb_layout_flips_v_and_declares_a_matte_base_colour(textured, tmp_path):
     gltf, blob = _read_glb(export_mesh(textured, tmp_path / "m.glb"))
     prim = gltf["meshes"][0]["primitives"][0]

@@ -53,6 +53,19 @@ def test_construct_and_basic_properties(device):
     assert "faces=80" in repr(mesh)
 
 
+def test_vertex_normals_cache_follows_in_place_edits():
+    mesh = Mesh.from_trimesh(trimesh.creation.box())
+    n1 = mesh.vertex_normals()
+    assert mesh.vertex_normals() is n1  # cached
+    mesh.vertices.mul_(torch.tensor([1.0, 1.0, 3.0]))  # in-place edit bumps the tensor version
+    n2 = mesh.vertex_normals()
+    assert n2 is not n1 and float((n2 - n1).abs().max()) > 0.1
+    v = mesh.vertices.clone().requires_grad_(True)
+    with_grad = Mesh(v, mesh.faces)
+    with_grad.vertex_normals().sum().backward()  # never cached while tracking gradients
+    assert v.grad is not None and with_grad.__dict__.get("_normals_cache") is None
+
+
 def test_numpy_input_becomes_float32_and_per_vertex_uv():
     tm = trimesh.creation.box()
     uv = np.random.default_rng(0).random((8, 2))

@@ -110,6 +110,18 @@ def test_unwrap_too_many_faces_suggests_decimation(sphere):
         unwrap_uv(sphere, max_faces=100)
 
 
+def test_unwrap_decimates_with_open3d(sphere):
+    pytest.importorskip("open3d")
+    with pytest.warns(MeshWarning, match="decimating to 200"):
+        small = unwrap_uv(sphere, max_faces=200, resolution=128)
+    assert small.has_uv and 100 <= small.num_faces <= 200
+    with pytest.warns(MeshWarning) as rec:
+        out = unwrap_uv(sphere, timeout=0.001, fallback="decimate", resolution=128)
+    messages = " | ".join(str(w.message) for w in rec)
+    assert "decimating to 80 faces with open3d and retrying" in messages and "per-triangle" in messages
+    assert out.num_faces <= 80 and out.uv.shape[0] == 3 * out.num_faces
+
+
 def test_unwrap_argument_errors(sphere):
     with pytest.raises(ValueError, match="fallback must be one of"):
         unwrap_uv(sphere, fallback="maybe")
@@ -292,6 +304,13 @@ def test_textured_round_trip(textured, tmp_path, suffix):
     torch.testing.assert_close(back.uv[back.face_uv], textured.uv[textured.face_uv], atol=1e-6, rtol=0)
     assert back.texture.shape == textured.texture.shape
     torch.testing.assert_close(back.texture, textured.texture, atol=0.5 / 255 + 1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("suffix", [".glb", ".obj"])
+def test_uv_only_round_trip_invents_no_colours(unwrapped, tmp_path, suffix):
+    back = Mesh.load(export_mesh(unwrapped, tmp_path / f"uv{suffix}"))
+    assert not back.has_texture and not back.has_vertex_colors
+    torch.testing.assert_close(back.uv[back.face_uv], unwrapped.uv[unwrapped.face_uv], atol=1e-6, rtol=0)
 
 
 def test_glb_layout_flips_v_and_declares_a_matte_base_colour(textured, tmp_path):

@@ -214,15 +214,28 @@ class Mesh:
     def has_vertex_colors(self) -> bool:
         return self.vertex_colors is not None
 
+    def _int32(self, name: str) -> torch.Tensor | None:
+        """int32 copy of an index tensor, cached while the tensor object and its version are unchanged."""
+        t = getattr(self, name)
+        if t is None:
+            return None
+        cache = self.__dict__.setdefault("_int32_cache", {})
+        hit = cache.get(name)
+        if hit is not None and hit[0] is t and hit[1] == t._version:
+            return hit[2]
+        out = t.to(torch.int32).contiguous()
+        cache[name] = (t, t._version, out)
+        return out
+
     @property
     def faces_int32(self) -> torch.Tensor:
-        """``[F, 3]`` int32 contiguous faces (what the rasterizer takes)."""
-        return self.faces.to(torch.int32).contiguous()
+        """``[F, 3]`` int32 contiguous faces (what the rasterizer takes; cached)."""
+        return self._int32("faces")
 
     @property
     def face_uv_int32(self) -> torch.Tensor | None:
-        """``[F, 3]`` int32 contiguous UV faces, or None without UVs."""
-        return None if self.face_uv is None else self.face_uv.to(torch.int32).contiguous()
+        """``[F, 3]`` int32 contiguous UV faces (cached), or None without UVs."""
+        return self._int32("face_uv")
 
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Axis-aligned bounding box ``(min [3], max [3])`` of the vertices."""
@@ -292,12 +305,22 @@ class Mesh:
         return 0.5 * self.face_normals(unit=False).norm(dim=-1)
 
     def vertex_normals(self) -> torch.Tensor:
-        """Area-weighted unit vertex normals ``[V, 3]`` (0 for unreferenced vertices); differentiable."""
+        """Area-weighted unit vertex normals ``[V, 3]`` (0 for unreferenced vertices); differentiable.
+
+        Cached while neither ``vertices`` nor ``faces`` change (and no gradient is being tracked).
+        """
+        key = (self.vertices, self.vertices._version, self.faces, self.faces._version)
+        cached = self.__dict__.get("_normals_cache")
+        if cached is not None and all(a is b if torch.is_tensor(a) else a == b
+                                      for a, b in zip(cached[0], key, strict=True)):
+            return cached[1]
         fn = self.face_normals(unit=False)
-        acc = torch.zeros_like(self.vertices)
-        for k in range(3):
-            acc = acc.index_add(0, self.faces[:, k], fn)
-        return torch.nn.functional.normalize(acc, dim=-1, eps=1e-20)
+        acc = torch.zeros_like(self.vertices).index_add(0, self.faces.reshape(-1),
+                                                        fn.repeat_interleave(3, dim=0))
+        normals = torch.nn.functional.normalize(acc, dim=-1, eps=1e-20)
+        if not normals.requires_grad:
+            self._normals_cache = (key, normals)
+        return normals
 
     def transformed(self, matrix) -> Mesh:
         """The mesh with vertices mapped by a ``[4, 4]`` (affine) or ``[3, 3]`` matrix (column vectors)."""

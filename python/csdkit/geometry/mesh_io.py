@@ -92,12 +92,19 @@ def _material_base_color(mat) -> tuple[np.ndarray | None, np.ndarray | None]:
             if factor is not None and not np.allclose(factor[:3], 1.0):
                 img = linear_to_srgb(srgb_to_linear(img) * factor[:3]).astype(np.float32)
             return img, None
-        if factor is not None:
+        if factor is not None and not np.allclose(factor[:3], 1.0):  # white is glTF's default: no colour
             return None, linear_to_srgb(factor[:3])
         return None, None
     if isinstance(mat, SimpleMaterial):
         if getattr(mat, "image", None) is not None:
-            return _pil_to_float(mat.image), None
+            img = _pil_to_float(mat.image)
+            if img.shape[0] * img.shape[1] <= 16 and np.ptp(img.reshape(-1, 3), axis=0).max() == 0:
+                # a uniform swatch is a solid colour; trimesh's placeholder for "UVs but no
+                # material" (grey 100 swatch, diffuse 102) carries no colour at all
+                placeholder = np.allclose(img[0, 0], 100 / 255.0) and np.array_equal(
+                    np.asarray(getattr(mat, "diffuse", []))[:3], [102, 102, 102])
+                return None, (None if placeholder else img[0, 0].astype(np.float64))
+            return img, None
         if getattr(mat, "diffuse", None) is not None:
             return None, np.asarray(mat.diffuse, dtype=np.float64)[:3] / 255.0
         return None, None

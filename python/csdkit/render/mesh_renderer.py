@@ -185,7 +185,7 @@ class MeshRenderer:
         normal = torch.nn.functional.normalize(geo[..., 3:6], dim=-1)
         toward_cam = cameras.position.to(dtype)[:, None, None, :] - position
         facing = (normal * toward_cam).sum(-1, keepdim=True) >= 0
-        normal = torch.where(facing, normal, -normal) * mask
+        normal = torch.where(facing, normal, -normal)  # interpolate() gives 0 outside: stays 0
         depth = backend.interpolate(pos[..., 3:4].contiguous(), rast, tri)  # clip w = view depth
 
         out: dict[str, torch.Tensor] = {}
@@ -198,17 +198,17 @@ class MeshRenderer:
                                                           pos_r, tri)
             else:
                 uv_t = backend.interpolate(uv_attr[None], rast, mesh.face_uv_int32)
-            out["uv"] = torch.stack([uv_t[..., 0], 1.0 - uv_t[..., 1]], dim=-1) * mask
+            out["uv"] = torch.stack([uv_t[..., 0], mask[..., 0] - uv_t[..., 1]], dim=-1)  # 0 outside
 
         if shading == "textureless":
             albedo = mask.expand(-1, -1, -1, 3)
         elif tex is not None:
             albedo = backend.texture(tex.to(dtype), uv_t, uv_da, self.texture_filter, self.texture_boundary)
+            albedo = albedo * mask  # texels were looked up for background pixels too
         elif mesh.vertex_colors is not None:
-            albedo = backend.interpolate(mesh.vertex_colors.to(dtype)[None], rast, tri)
+            albedo = backend.interpolate(mesh.vertex_colors.to(dtype)[None], rast, tri)  # 0 outside
         else:
-            albedo = self.default_color.to(device, dtype).expand(batch, h, w, 3)
-        albedo = albedo * mask
+            albedo = self.default_color.to(device, dtype) * mask
 
         if shading == "albedo":
             fg = albedo
@@ -228,12 +228,12 @@ class MeshRenderer:
 
         bg = self._background(background, batch, h, w, dtype, device, generator)
         out.update({
-            "rgb": fg * mask + bg * (1.0 - mask),
+            "rgb": torch.lerp(bg.expand_as(fg), fg, mask),  # fg where covered, else the background
             "albedo": albedo,
             "normal": normal,
-            "depth": depth * mask,
+            "depth": depth,
             "mask": mask,
-            "position": position * mask,
+            "position": position,
             "triangle_id": rast[..., 3].detach().round().long() - 1,
         })
         return out

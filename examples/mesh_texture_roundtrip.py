@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import trimesh
+from PIL import Image
+
 from csdkit import Cameras, Mesh, MeshRenderer
 from csdkit.texture import dilate_texture, export_mesh, rasterize_uv, unwrap_uv
-from PIL import Image
 
 
 def main() -> None:

@@ -22,7 +22,8 @@ def _texture_parser(sub) -> None:
                        description="Texture MESH (GLB/GLTF, OBJ, PLY, STL, OFF) so that it matches PROMPT. "
                                    "Writes a run directory with textured.glb, textured.obj (+mtl, png), "
                                    "turntable.png, report.html, metrics and checkpoints.")
-    p.add_argument("mesh", nargs="?", help="input mesh file (optional with --resume)")
+    p.add_argument("mesh", nargs="?", help="input mesh file, or @vase / @sphere / @torus (built-in); "
+                                           "optional with --resume")
     p.add_argument("prompt", nargs="?", help="text prompt, e.g. \"a blue vase with white stripes\"")
     p.add_argument("--negative", default=None, help="negative prompt (default: the model's; 'none' for plain CSD)")
     p.add_argument("--model", default=None, help="mini (embedded, default), sd21, or a local model folder")
@@ -68,7 +69,7 @@ def _run_texture(args) -> int:
                   "parametrization": args.parametrization, "up": args.up, "front": args.front,
                   "keep_uvs": args.keep_uvs, "negative_prompt": negative}
         model = args.model or "mini"
-    if not Path(mesh).exists():
+    if not str(mesh).startswith("@") and not Path(mesh).exists():
         raise ValueError(f"mesh file not found: {mesh}")
     result = texture(mesh, prompt, prior=model, out_dir=out, device=args.device, resume=args.resume,
                      progress=not args.no_progress, **kwargs)

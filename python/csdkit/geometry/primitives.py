@@ -71,3 +71,16 @@ def torus(major: float = 0.7, minor: float = 0.3, major_sections: int = 48, mino
     v = torch.as_tensor(tm.vertices, dtype=torch.float32)
     v = torch.stack([v[:, 0], v[:, 2], -v[:, 1]], dim=-1)
     return Mesh(v, tm.faces)
+
+
+#: Procedural meshes addressable by name (``@vase``, ``@sphere``, ``@torus``) in the CLI and the jobs.
+BUILTIN_MESHES = {"vase": demo_vase, "sphere": lambda: icosphere(3), "torus": torus}
+
+
+def builtin_mesh(name: str) -> Mesh:
+    """The procedural mesh ``name`` (with or without a leading ``@``)."""
+    key = name[1:] if name.startswith("@") else name
+    if key not in BUILTIN_MESHES:
+        raise ValueError(f"unknown built-in mesh {name!r}; available: "
+                         f"{', '.join('@' + k for k in BUILTIN_MESHES)}")
+    return BUILTIN_MESHES[key]()

@@ -74,7 +74,8 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
     """Texture ``mesh`` so that its renders match ``prompt``.
 
     Args:
-        mesh: a :class:`~csdkit.Mesh` or a path (GLB/GLTF, OBJ, PLY, STL, OFF).
+        mesh: a :class:`~csdkit.Mesh`, a path (GLB/GLTF, OBJ, PLY, STL, OFF), or a built-in procedural
+            mesh ``"@vase"``, ``"@sphere"``, ``"@torus"``.
         prompt: what the textured object should look like.
         negative_prompt: the annealed negative prompt of CSD (``None``: plain CSD, beta = 0); default:
             the prior's (the official one for Stable Diffusion, none for the MiniPrior).
@@ -119,7 +120,11 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
         raise ValueError(f"{_FN}(): {run.path} already holds a run; pass resume=True (--resume) to continue it "
                          "or choose another out_dir")
     mesh_source = None
-    if isinstance(mesh, (str, Path)):
+    if isinstance(mesh, str) and mesh.startswith("@"):
+        from ..geometry.primitives import builtin_mesh
+
+        mesh_source, mesh = mesh, builtin_mesh(mesh)
+    elif isinstance(mesh, (str, Path)):
         mesh_source = str(mesh)
         mesh = Mesh.load(mesh)
     elif not isinstance(mesh, Mesh):

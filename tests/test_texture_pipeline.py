@@ -1,0 +1,138 @@
+"""The texturing job end to end with the embedded MiniPrior: quality, files, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import csdkit
+from csdkit.cli import main as cli_main
+from csdkit.geometry.primitives import icosphere, torus
+from csdkit.guidance.mini.data import PALETTE
+from csdkit.pipelines import texture
+
+NAMES = list(PALETTE)
+COLORS = torch.tensor([PALETTE[n] for n in NAMES])
+HELD_OUT = csdkit.Cameras.from_spherical([5.0, 30.0, 20.0, 0.0], [45.0, 135.0, 225.0, 315.0], 3.3, fov_y=42.0)
+
+
+def foreground_colors(mesh: csdkit.Mesh, cams=HELD_OUT, resolution: int = 64) -> torch.Tensor:
+    """Albedo ``[P, 3]`` of the foreground pixels of held-out views (not the training distribution)."""
+    out = csdkit.MeshRenderer(resolution).render(mesh, cams, shading="albedo", background=0.0)
+    return out["rgb"][out["mask"][..., 0] > 0]
+
+
+def nearest(color: torch.Tensor) -> str:
+    return NAMES[int((COLORS - color).norm(dim=-1).argmin())]
+
+
+@pytest.fixture(scope="module")
+def blue_run(tmp_path_factory):
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("blue")
+    return texture(icosphere(3), "a blue sphere", steps=120, texture_size=256, seed=0, out_dir=out,
+                   progress=False, quiet=True)
+
+
+def test_blue_sphere_turns_blue(blue_run):
+    assert blue_run.status == "completed" and blue_run.steps == 120
+    assert nearest(foreground_colors(blue_run.mesh).mean(0)) == "blue"
+
+
+def test_yellow_torus_turns_yellow(tmp_path):
+    res = texture(torus(), "a yellow torus", steps=120, texture_size=256, seed=1, progress=False, quiet=True)
+    assert nearest(foreground_colors(res.mesh).mean(0)) == "yellow"
+
+
+def test_two_colour_stripes_split_into_the_two_colours():
+    res = texture(icosphere(3), "a sphere with red and white stripes", steps=250, texture_size=256, seed=2,
+                  progress=False, quiet=True)
+    pixels = foreground_colors(res.mesh, resolution=96)
+    # k-means with k = 2, initialised at the two extreme pixels along the main axis of variation
+    centered = pixels - pixels.mean(0)
+    axis = torch.linalg.svd(centered, full_matrices=False).Vh[0]
+    proj = centered @ axis
+    centers = torch.stack([pixels[proj.argmin()], pixels[proj.argmax()]])
+    for _ in range(20):
+        assign = (pixels[:, None] - centers[None]).norm(dim=-1).argmin(1)
+        centers = torch.stack([pixels[assign == k].mean(0) for k in range(2)])
+    assert sorted(nearest(c) for c in centers) == ["red", "white"]
+    assert min(int((assign == k).sum()) for k in range(2)) > 0.1 * len(pixels)
+
+
+def test_run_directory_files(blue_run):
+    d = blue_run.out_dir
+    for name in ("config.json", "metrics.jsonl", "textured.glb", "textured.obj", "textured.mtl", "textured.png",
+                 "turntable.png", "report.html", "uv_mesh.pt"):
+        assert (d / name).is_file(), name
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["prompt"] == "a blue sphere" and cfg["steps"] == 120 and cfg["guidance"]["type"] == "CSD"
+    rec = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rec] == list(range(120))
+    assert {"step", "loss", "grad_norm", "t", "lr", "seconds"} <= set(rec[-1])
+    assert sorted(p.name for p in (d / "previews").glob("*.png"))  # previews were written
+    assert (d / "checkpoints").is_dir() and list((d / "checkpoints").glob("step_*.pt"))
+    page = (d / "report.html").read_text()
+    assert "a blue sphere" in page and "<svg" in page and page.count("data:image/png;base64,") >= 2
+
+
+def test_exported_glb_renders_like_the_optimized_texture(blue_run):
+    loaded = csdkit.Mesh.load(blue_run.out_dir / "textured.glb")
+    assert loaded.has_texture and loaded.texture.shape == (256, 256, 3)
+    a = csdkit.MeshRenderer(96).render(blue_run.mesh, HELD_OUT, shading="albedo", background=1.0)
+    b = csdkit.MeshRenderer(96).render(loaded, HELD_OUT, shading="albedo", background=1.0)
+    both = (a["mask"] * b["mask"])[..., 0] > 0
+    assert both.float().mean() > 0.2
+    # 8-bit PNG rounding aside, the reloaded asset looks the same (V flip and seams are right)
+    assert (a["rgb"][both] - b["rgb"][both]).abs().max() < 0.03
+    obj = csdkit.Mesh.load(blue_run.out_dir / "textured.obj")
+    torch.testing.assert_close(obj.texture, loaded.texture, atol=1 / 255, rtol=0)
+
+
+def test_resume_equals_uninterrupted_and_runs_are_deterministic(tmp_path):
+    kw = dict(steps=8, texture_size=64, resolution=32, batch_size=2, seed=3, progress=False, quiet=True,
+              checkpoint_every=3, formats=())
+    full = texture(icosphere(2), "a red sphere", out_dir=tmp_path / "full", **kw)
+
+    def crash(step, info):
+        if step == 5:
+            raise RuntimeError("simulated crash at step 5")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        texture(icosphere(2), "a red sphere", out_dir=tmp_path / "resumed", callback=crash, **kw)
+    with pytest.raises(ValueError, match="already holds a run"):
+        texture(icosphere(2), "a red sphere", out_dir=tmp_path / "resumed", **kw)
+    resumed = texture(icosphere(2), "a red sphere", out_dir=tmp_path / "resumed", resume=True, **kw)
+    assert resumed.steps == 8
+    torch.testing.assert_close(resumed.texture, full.texture, rtol=0, atol=0)
+    again = texture(icosphere(2), "a red sphere", **{**kw, "checkpoint_every": None})
+    torch.testing.assert_close(again.texture, full.texture, rtol=0, atol=0)
+
+
+def test_bad_inputs_raise_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="prompt must be a non-empty string"):
+        texture(icosphere(1), "  ", progress=False, quiet=True)
+    with pytest.raises(ValueError, match="steps must be an int >= 0"):
+        texture(icosphere(1), "a red sphere", steps=-3, progress=False, quiet=True)
+    with pytest.raises(TypeError, match="mesh must be a csdkit.Mesh or a file path"):
+        texture(42, "a red sphere", progress=False, quiet=True)
+    with pytest.raises(ValueError, match="resume=True needs the out_dir"):
+        texture(icosphere(1), "a red sphere", resume=True, progress=False, quiet=True)
+
+
+def test_cli_exit_codes_and_outputs(tmp_path, capsys):
+    assert cli_main(["texture", str(tmp_path / "missing.obj"), "a red cube"]) == 2
+    assert "mesh file not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.xyz"
+    bad.write_text("nonsense")
+    assert cli_main(["texture", str(bad), "a red cube", "--out", str(tmp_path / "r0")]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert cli_main(["texture", "@sphere", "a green sphere", "--steps", "4", "--texture-size", "64",
+                     "--resolution", "32", "--batch-size", "1", "--out", str(tmp_path / "r1"),
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "MiniPrior" in out and "textured.glb" in out and (tmp_path / "r1" / "report.html").is_file()
+    assert cli_main(["texture", "--resume", "--out", str(tmp_path / "r1"), "--no-progress"]) == 0
+    assert cli_main(["info"]) == 0

@@ -49,7 +49,7 @@ demo: build
 	$(VPY) examples/fit_image.py --out $(RUN_DIR)
 
 bench: build
-	$(VPY) benchmarks/run.py hashgrid --json bench-hashgrid.json
+	$(VPY) benchmarks/run.py hashgrid volrend raster guidance texture --quick --json bench.json
 
 clean:
 	rm -rf build runs python/csdkit/_C*.so

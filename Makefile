@@ -8,6 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 CSDKIT_CUDA ?= AUTO
 export CSDKIT_CUDA
 RUN_DIR ?= runs/demo
+DEMO_PROMPT ?= a blue cylinder
 
 .PHONY: all venv build test test-cpp test-py lint demo bench clean
 
@@ -45,8 +46,11 @@ lint: venv
 	$(VPY) -m ruff check python tests benchmarks examples
 
 # ---- demo -------------------------------------------------------------------------------------
+# Textures the built-in procedural vase with the embedded MiniPrior (no download, no GPU).
 demo: build
-	$(VPY) examples/fit_image.py --out $(RUN_DIR)
+	@rm -rf $(RUN_DIR)
+	$(VPY) -m csdkit texture @vase "$(DEMO_PROMPT)" --out $(RUN_DIR)
+	@echo "open $(RUN_DIR)/report.html (previews, loss curve, turntable) or load $(RUN_DIR)/textured.glb"
 
 bench: build
 	$(VPY) benchmarks/run.py hashgrid volrend raster guidance texture --quick --json bench.json

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import csdkit
 import pytest
 import torch
-
-import csdkit
 
 
 def _cuda_ready() -> bool:

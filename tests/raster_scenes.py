@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 import trimesh
-
 from csdkit.render.cameras import Cameras
 
 
@@ -29,14 +28,15 @@ def triangle_soup(n_triangles: int, batch: int = 2, seed: int = 0, dtype=torch.f
     int32 faces ``[T, 3]``.
     """
     g = torch.Generator().manual_seed(seed)
-    centers = torch.rand(n_triangles, 1, 3, generator=g) * torch.tensor([1.6, 1.6, 1.6]) - torch.tensor([0.8, 0.8, 0.8])
+    centers = torch.rand(n_triangles, 1, 3, generator=g) * 1.6 - 0.8
     offsets = (torch.rand(n_triangles, 3, 3, generator=g) - 0.5) * 0.9
     verts = (centers + offsets).reshape(-1, 3)
     if behind_camera:  # a few large triangles that reach behind the camera (w <= 0)
         k = max(1, n_triangles // 4)
         verts.view(n_triangles, 3, 3)[:k, 0, :] *= torch.tensor([4.0, 4.0, 1.0])
         verts.view(n_triangles, 3, 3)[:k, 0, 2] = 3.5
-    cams = Cameras.from_spherical(torch.linspace(-20, 30, batch), torch.linspace(-40, 60, batch), 2.5, fov_y=50.0)
+    elevation, azimuth = torch.linspace(-20, 30, batch), torch.linspace(-40, 60, batch)
+    cams = Cameras.from_spherical(elevation, azimuth, 2.5, fov_y=50.0)
     pos = cams.project(verts).to(dtype)
     faces = torch.arange(3 * n_triangles, dtype=torch.int32).view(n_triangles, 3)
     return pos.contiguous(), faces

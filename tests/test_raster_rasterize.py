@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import csdkit
 import pytest
 import torch
-from raster_scenes import cast_rays_nearest, icosphere, orbit_clip, triangle_soup
-
-import csdkit
 from csdkit.ops import rasterize
 from csdkit.ops.reference.rasterize import coverage_masks, rasterize_reference
 from csdkit.render.cameras import Cameras
+from raster_scenes import cast_rays_nearest, icosphere, orbit_clip, triangle_soup
 
 DTYPES = [pytest.param(torch.float32, id="f32"), pytest.param(torch.float64, id="f64")]
 
@@ -32,7 +31,7 @@ def test_position_gradient_matches_reference(device, dtype):
     cot = torch.randn(2, 16, 16, 4, dtype=dtype)
     p_ref = pos.clone().requires_grad_(True)
     (rasterize_reference(p_ref, tri, (16, 16)) * cot).sum().backward()
-    p = pos.to(device).requires_grad_(True)
+    p = pos.to(device).clone().requires_grad_(True)
     (rasterize(p, tri.to(device), (16, 16)) * cot.to(device)).sum().backward()
     assert p_ref.grad.abs().sum() > 0
     tol = 1e-4 if dtype == torch.float32 else 1e-9
@@ -41,7 +40,7 @@ def test_position_gradient_matches_reference(device, dtype):
 
 def test_gradcheck_float64(device):
     pos, tri = triangle_soup(3, batch=1, seed=3, dtype=torch.float64)
-    p = pos.to(device).requires_grad_(True)
+    p = pos.to(device).clone().requires_grad_(True)
     t = tri.to(device)
     assert torch.autograd.gradcheck(lambda q: rasterize(q, t, (8, 8))[..., :3], (p,), eps=1e-7, atol=1e-5)
 
@@ -91,7 +90,8 @@ def test_matches_brute_force_ray_casting(device):
         both = agree & (idx >= 0)
         hit_points = origins[b].reshape(-1, 3)[both] + dist[both, None].float() * dirs[b].reshape(-1, 3)[both]
         clip = cams[b].project(hit_points)[0]
-        torch.testing.assert_close(rast[b, ..., 2].reshape(-1)[both], clip[:, 2] / clip[:, 3], atol=2e-4, rtol=0)
+        got_depth = rast[b, ..., 2].reshape(-1)[both]
+        torch.testing.assert_close(got_depth, clip[:, 2] / clip[:, 3], atol=2e-4, rtol=0)
 
 
 def test_depth_order_and_ties(device):
@@ -107,7 +107,8 @@ def test_depth_order_and_ties(device):
         ids = rast[0, ..., 3]
         assert (ids > 0).sum() > 50
         assert (ids[ids > 0] == winner).all(), (first, second)
-        torch.testing.assert_close(rast[0, ..., 2][ids > 0], torch.full_like(ids[ids > 0], min(first, second)))
+        depth = rast[0, ..., 2][ids > 0]
+        torch.testing.assert_close(depth, torch.full_like(depth, min(first, second)))
 
 
 def test_pixel_and_barycentric_conventions(device):
@@ -146,7 +147,8 @@ def test_perspective_correct_barycentrics(device):
 
 def test_near_far_and_camera_plane_clipping(device):
     # A ground plane reaching behind the camera (w < 0) and beyond the far plane.
-    verts = torch.tensor([[-40.0, -0.5, -150.0], [40.0, -0.5, -150.0], [40.0, -0.5, 40.0], [-40.0, -0.5, 40.0]])
+    verts = torch.tensor([[-40.0, -0.5, -150.0], [40.0, -0.5, -150.0], [40.0, -0.5, 40.0],
+                          [-40.0, -0.5, 40.0]])
     faces = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
     cams = Cameras.look_at([[0.0, 0.0, 3.0]], [[0.0, 0.0, 0.0]], near=0.1, far=60.0)
     pos = cams.project(verts)
@@ -166,7 +168,8 @@ def test_near_far_and_camera_plane_clipping(device):
 
 
 def test_triangle_behind_camera_is_invisible(device):
-    pos = torch.tensor([[[-0.5, -0.5, 0.5, -1.0], [0.5, -0.5, 0.5, -1.0], [0.0, 0.5, 0.5, -1.0]]], device=device)
+    pos = torch.tensor([[[-0.5, -0.5, 0.5, -1.0], [0.5, -0.5, 0.5, -1.0], [0.0, 0.5, 0.5, -1.0]]],
+                       device=device)
     rast = rasterize(pos, torch.tensor([[0, 1, 2]], dtype=torch.int32, device=device), (8, 8))
     assert (rast == 0).all()
 
@@ -196,7 +199,7 @@ def test_bad_inputs_raise_clear_errors():
     pos, tri = triangle_soup(4, batch=1, seed=6)
     with pytest.raises(TypeError, match=r"rasterize\(\): pos_clip must be float32 or float64"):
         rasterize(pos.long(), tri, 8)
-    with pytest.raises(ValueError, match=r"rasterize\(\): pos_clip must be .*\[\*, \*, 4\], got float32 \[1, 12, 3\]"):
+    with pytest.raises(ValueError, match=r"pos_clip must be .*\[\*, \*, 4\], got float32 \[1, 12, 3\]"):
         rasterize(pos[..., :3], tri, 8)
     with pytest.raises(TypeError, match=r"rasterize\(\): tri must be int32 \[\*, 3\], got int64"):
         rasterize(pos, tri.long(), 8)

@@ -35,7 +35,8 @@ __global__ void forward_kernel(const TextureParams p, const LevelPointers<const 
   const int64_t img = i / hw;
   const T* lv[kMaxMipLevels];
   for (int l = 0; l < p.n_levels; ++l) lv[l] = levels.level[l] + level_offset(p, l, img);
-  texture_pixel(p, lv, uv[i * 2], uv[i * 2 + 1], uv_da ? uv_da + i * 4 : nullptr, bias ? bias + i : nullptr,
+  T fd[4];
+  texture_pixel(p, lv, uv[i * 2], uv[i * 2 + 1], pixel_uv_da(p, uv, uv_da, i, fd), bias ? bias + i : nullptr,
                 out + i * p.n_channels);
 }
 
@@ -56,7 +57,8 @@ __global__ void backward_kernel(const TextureParams p, const LevelPointers<const
   }
   AtomicLevelAdd<T> add{dlv};
   T g_uv[2];
-  texture_pixel_backward(p, lv, uv[i * 2], uv[i * 2 + 1], uv_da ? uv_da + i * 4 : nullptr, bias ? bias + i : nullptr,
+  T fd[4];
+  texture_pixel_backward(p, lv, uv[i * 2], uv[i * 2 + 1], pixel_uv_da(p, uv, uv_da, i, fd), bias ? bias + i : nullptr,
                          d_out + i * p.n_channels, need_tex, add, g_uv);
   if (d_uv) {
     d_uv[i * 2] = g_uv[0];

@@ -55,13 +55,13 @@ PYBIND11_MODULE(_C, m) {
   m.def("raster_texture_forward", &raster_texture_forward, py::arg("batch"), py::arg("tex_batch"),
         py::arg("n_channels"), py::arg("height"), py::arg("width"), py::arg("level_heights"),
         py::arg("level_widths"), py::arg("levels"), py::arg("uv"), py::arg("uv_da"), py::arg("bias"),
-        py::arg("out"), py::arg("filter"), py::arg("boundary"), py::arg("dtype"), py::arg("device"),
-        py::arg("stream"));
+        py::arg("out"), py::arg("filter"), py::arg("boundary"), py::arg("fd_derivatives"), py::arg("dtype"),
+        py::arg("device"), py::arg("stream"));
   m.def("raster_texture_backward", &raster_texture_backward, py::arg("batch"), py::arg("tex_batch"),
         py::arg("n_channels"), py::arg("height"), py::arg("width"), py::arg("level_heights"),
         py::arg("level_widths"), py::arg("levels"), py::arg("uv"), py::arg("uv_da"), py::arg("bias"),
         py::arg("d_out"), py::arg("d_levels"), py::arg("d_uv"), py::arg("filter"), py::arg("boundary"),
-        py::arg("dtype"), py::arg("device"), py::arg("stream"));
+        py::arg("fd_derivatives"), py::arg("dtype"), py::arg("device"), py::arg("stream"));
 
   // ---- volume rendering (ray/box, marching, compositing)
   m.def("volrend_ray_aabb", &volrend_ray_aabb, py::arg("n"), py::arg("rays_o"), py::arg("rays_d"), py::arg("aabb"),

@@ -110,7 +110,7 @@ inline void raster_interpolate_backward(int64_t b, int64_t ab, int64_t v, int64_
 
 inline csdkit::raster::TextureParams texture_params(const char* fn, int64_t b, int64_t tb, int64_t c, int h, int w,
                                                     const std::vector<int>& level_h, const std::vector<int>& level_w,
-                                                    int filter, int boundary) {
+                                                    int filter, int boundary, bool fd_derivatives) {
   csdkit::check_arg(!level_h.empty() && level_h.size() == level_w.size() &&
                         level_h.size() <= size_t(csdkit::raster::kMaxMipLevels),
                     fn, "level sizes must be two equal-length lists of 1.." +
@@ -128,15 +128,17 @@ inline csdkit::raster::TextureParams texture_params(const char* fn, int64_t b, i
   }
   p.filter = filter;
   p.boundary = boundary;
+  p.fd_derivatives = fd_derivatives;
   return p;
 }
 
 inline void raster_texture_forward(int64_t b, int64_t tb, int64_t c, int h, int w, const std::vector<int>& level_h,
                                    const std::vector<int>& level_w, const std::vector<uintptr_t>& levels,
                                    uintptr_t uv, uintptr_t uv_da, uintptr_t bias, uintptr_t out, int filter,
-                                   int boundary, const std::string& dtype, int device, uintptr_t stream) {
+                                   int boundary, bool fd_derivatives, const std::string& dtype, int device,
+                                   uintptr_t stream) {
   const char* fn = "raster_texture_forward";
-  const auto p = texture_params(fn, b, tb, c, h, w, level_h, level_w, filter, boundary);
+  const auto p = texture_params(fn, b, tb, c, h, w, level_h, level_w, filter, boundary, fd_derivatives);
   csdkit::check_arg(levels.size() == level_h.size(), fn, "one pointer per mip level is needed");
   py::gil_scoped_release nogil;
   dispatch_float(fn, dtype, [&](auto tag) {
@@ -152,9 +154,10 @@ inline void raster_texture_backward(int64_t b, int64_t tb, int64_t c, int h, int
                                     const std::vector<int>& level_w, const std::vector<uintptr_t>& levels,
                                     uintptr_t uv, uintptr_t uv_da, uintptr_t bias, uintptr_t d_out,
                                     const std::vector<uintptr_t>& d_levels, uintptr_t d_uv, int filter,
-                                    int boundary, const std::string& dtype, int device, uintptr_t stream) {
+                                    int boundary, bool fd_derivatives, const std::string& dtype, int device,
+                                    uintptr_t stream) {
   const char* fn = "raster_texture_backward";
-  const auto p = texture_params(fn, b, tb, c, h, w, level_h, level_w, filter, boundary);
+  const auto p = texture_params(fn, b, tb, c, h, w, level_h, level_w, filter, boundary, fd_derivatives);
   csdkit::check_arg(levels.size() == level_h.size(), fn, "one pointer per mip level is needed");
   csdkit::check_arg(d_levels.empty() || d_levels.size() == level_h.size(), fn,
                     "d_levels must be empty or hold one pointer per mip level");

@@ -6,8 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <vector>
+#include <memory>
 
 #include "csdkit/parallel.h"
 
@@ -30,11 +29,13 @@ void chunked_scatter(int64_t n_items, int64_t grain, int64_t acc_size, T* direct
     body(int64_t(0), n_items, direct);
     return;
   }
-  std::vector<T> buffers(size_t(chunks * acc_size));
+  // Uninitialised storage: each chunk zeroes (and first-touches) its own buffer in parallel.
+  std::unique_ptr<T[]> storage(new T[size_t(chunks * acc_size)]);
+  T* buffers = storage.get();
   const int64_t per = (n_items + chunks - 1) / chunks;
   parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
     for (int64_t c = cb; c < ce; ++c) {
-      T* acc = buffers.data() + c * acc_size;
+      T* acc = buffers + c * acc_size;
       std::fill(acc, acc + acc_size, T(0));
       const int64_t b = c * per, e = std::min(n_items, b + per);
       if (b < e) body(b, e, acc);
@@ -43,12 +44,12 @@ void chunked_scatter(int64_t n_items, int64_t grain, int64_t acc_size, T* direct
   if (chunks > 1) {
     parallel_for(acc_size, 1 << 14, [&](int64_t b, int64_t e) {
       for (int64_t c = 1; c < chunks; ++c) {
-        const T* src = buffers.data() + c * acc_size;
-        for (int64_t i = b; i < e; ++i) buffers[size_t(i)] += src[i];
+        const T* src = buffers + c * acc_size;
+        for (int64_t i = b; i < e; ++i) buffers[i] += src[i];
       }
     });
   }
-  finish(static_cast<const T*>(buffers.data()));
+  finish(static_cast<const T*>(buffers));
 }
 
 // Adds total[0, n) into out[0, n) in parallel.

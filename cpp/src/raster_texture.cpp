@@ -48,7 +48,8 @@ void forward_cpu(const TextureParams& p, const T* const* levels, const T* uv, co
         img = i / HW;
         for (int l = 0; l < p.n_levels; ++l) lv[l] = levels[l] + level_offset(p, l, img);
       }
-      texture_pixel(p, lv, uv[i * 2], uv[i * 2 + 1], uv_da ? uv_da + i * 4 : nullptr, bias ? bias + i : nullptr,
+      T fd[4];
+      texture_pixel(p, lv, uv[i * 2], uv[i * 2 + 1], pixel_uv_da(p, uv, uv_da, i, fd), bias ? bias + i : nullptr,
                     out + i * C);
     }
   });
@@ -84,7 +85,8 @@ void backward_cpu(const TextureParams& p, const T* const* levels, const T* uv, c
       }
       FlatAdd<T> add{acc, off};
       T g_uv[2];
-      texture_pixel_backward(p, lv, uv[i * 2], uv[i * 2 + 1], uv_da ? uv_da + i * 4 : nullptr,
+      T fd[4];
+      texture_pixel_backward(p, lv, uv[i * 2], uv[i * 2 + 1], pixel_uv_da(p, uv, uv_da, i, fd),
                              bias ? bias + i : nullptr, d_out + i * C, need_tex && acc != nullptr, add, g_uv);
       if (d_uv) {
         d_uv[i * 2] = g_uv[0];

@@ -340,16 +340,22 @@ CSDKIT_HD void bary_derivatives_pixel(const T* p0, const T* p1, const T* p2, T f
     out[0] = out[1] = out[2] = out[3] = T(0);
     return;
   }
-  const T w0 = p0[3], w1 = p1[3], w2 = p2[3];
-  const T da0_dfx = -w1 * h.qy[2] + h.qy[1] * w2;
-  const T da0_dfy = -h.qx[1] * w2 + w1 * h.qx[2];
-  const T da1_dfx = -w2 * h.qy[0] + h.qy[2] * w0;
-  const T da1_dfy = -h.qx[2] * w0 + w2 * h.qx[0];
+  // a_i = qx_j qy_k - qy_j qx_k is linear in (fx, fy): d(qx)/dfx = d(qy)/dfy = -w. With S = sum(a),
+  // d(a_i / S)/dfx = (da_i/dfx - (a_i / S) dS/dfx) / S.
+  const T* p[3] = {p0, p1, p2};
+  T dfx[3], dfy[3];
+  for (int i = 0; i < 3; ++i) {
+    const int j = (i + 1) % 3, k = (i + 2) % 3;
+    dfx[i] = -p[j][3] * h.qy[k] + h.qy[j] * p[k][3];
+    dfy[i] = -h.qx[j] * p[k][3] + p[j][3] * h.qx[k];
+  }
+  const T dsx = dfx[0] + dfx[1] + dfx[2], dsy = dfy[0] + dfy[1] + dfy[2];
   const T inv = T(1) / h.det, sx = T(2) / T(width), sy = T(2) / T(height);
-  out[0] = da0_dfx * inv * sx;
-  out[1] = da0_dfy * inv * sy;
-  out[2] = da1_dfx * inv * sx;
-  out[3] = da1_dfy * inv * sy;
+  const T u = h.a[0] * inv, v = h.a[1] * inv;
+  out[0] = (dfx[0] - u * dsx) * inv * sx;
+  out[1] = (dfy[0] - u * dsy) * inv * sy;
+  out[2] = (dfx[1] - v * dsx) * inv * sx;
+  out[3] = (dfy[1] - v * dsy) * inv * sy;
 }
 
 // ---- kernels ------------------------------------------------------------------------------------

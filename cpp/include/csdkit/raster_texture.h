@@ -35,6 +35,7 @@ struct TextureParams {
   int level_width[kMaxMipLevels] = {};
   int filter = kLinear;   // TextureFilter
   int boundary = kWrap;   // TextureBoundary
+  bool fd_derivatives = false;  // mipmaps without uv_da and bias: uv_da from finite differences of uv
 };
 
 // Throws std::invalid_argument for inconsistent parameters.
@@ -50,6 +51,9 @@ CSDKIT_HD float log2_t(float x) { return log2f(x); }
 CSDKIT_HD double log2_t(double x) { return ::log2(x); }
 
 CSDKIT_HD int64_t wrap_index(int64_t i, int64_t n) {
+  if (i < 0) i += n;  // bilinear taps of wrapped coordinates are at most one period away
+  else if (i >= n) i -= n;
+  if (i >= 0 && i < n) return i;
   const int64_t r = i % n;
   return r < 0 ? r + n : r;
 }
@@ -125,6 +129,38 @@ CSDKIT_HD int64_t nearest_index(T u, T v, int w, int h, int boundary) {
   const int64_t ix = xf < T(0) ? 0 : (xf > T(w - 1) ? w - 1 : int64_t(xf));
   const int64_t iy = yf < T(0) ? 0 : (yf > T(h - 1) ? h - 1 : int64_t(yf));
   return iy * w + ix;
+}
+
+// uv_da of pixel (py, px) by finite differences of uv between neighbouring pixels (central inside
+// the image, one-sided at its border): uv_img is the image's [H, W, 2] block.
+template <typename T>
+CSDKIT_HD void uv_fd_derivatives(const T* uv_img, int64_t py, int64_t px, int height, int width, T* da) {
+  for (int c = 0; c < 2; ++c) {
+    const T* q = uv_img + c;
+    T dx = T(0), dy = T(0);
+    if (width > 1) {
+      if (px == 0) dx = q[(py * width + 1) * 2] - q[(py * width) * 2];
+      else if (px == width - 1) dx = q[(py * width + px) * 2] - q[(py * width + px - 1) * 2];
+      else dx = (q[(py * width + px + 1) * 2] - q[(py * width + px - 1) * 2]) * T(0.5);
+    }
+    if (height > 1) {
+      if (py == 0) dy = q[(width + px) * 2] - q[px * 2];
+      else if (py == height - 1) dy = q[(py * width + px) * 2] - q[((py - 1) * width + px) * 2];
+      else dy = (q[((py + 1) * width + px) * 2] - q[((py - 1) * width + px) * 2]) * T(0.5);
+    }
+    da[2 * c] = dx;
+    da[2 * c + 1] = dy;
+  }
+}
+
+// The uv_da of pixel i: the given array, finite differences (p.fd_derivatives), or none.
+template <typename T>
+CSDKIT_HD const T* pixel_uv_da(const TextureParams& p, const T* uv, const T* uv_da, int64_t i, T* scratch) {
+  if (uv_da) return uv_da + i * 4;
+  if (!p.fd_derivatives || p.filter < kLinearMipmapNearest) return nullptr;
+  const int64_t hw = int64_t(p.height) * p.width, r = i % hw;
+  uv_fd_derivatives(uv + (i - r) * 2, r / p.width, r % p.width, p.height, p.width, scratch);
+  return scratch;
 }
 
 // Mip levels l0, l1 and the blend weight of l1 for one pixel.

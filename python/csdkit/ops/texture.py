@@ -34,8 +34,8 @@ def build_mipmaps(tex: torch.Tensor, max_mip_level: int | None = None) -> list[t
 
 class _Texture(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, uv, uv_da, bias, mode: tuple[int, int], *levels):
-        filter_id, boundary_id = mode
+    def forward(ctx, uv, uv_da, bias, mode: tuple[int, int, bool], *levels):
+        filter_id, boundary_id, fd = mode
         b, h, w, _ = uv.shape
         tb, _, _, c = levels[0].shape
         out = levels[0].new_empty(b, h, w, c)
@@ -44,7 +44,7 @@ class _Texture(torch.autograd.Function):
             b, tb, c, h, w, [lv.shape[1] for lv in levels], [lv.shape[2] for lv in levels],
             [_native.data_ptr(_FN, "tex", lv) for lv in levels], _native.data_ptr(_FN, "uv", uv),
             _native.data_ptr(_FN, "uv_da", uv_da), _native.data_ptr(_FN, "mip_level_bias", bias),
-            _native.data_ptr(_FN, "out", out), filter_id, boundary_id, _native.dtype_name(uv.dtype),
+            _native.data_ptr(_FN, "out", out), filter_id, boundary_id, fd, _native.dtype_name(uv.dtype),
             device, stream,
         )
         ctx.save_for_backward(uv, uv_da, bias, *levels)
@@ -55,7 +55,7 @@ class _Texture(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_out: torch.Tensor):
         uv, uv_da, bias, *levels = ctx.saved_tensors
-        filter_id, boundary_id = ctx.mode
+        filter_id, boundary_id, fd = ctx.mode
         need_uv = ctx.needs_input_grad[0] and filter_id != 0
         need_tex = any(ctx.needs_input_grad[4:])
         grads_none = [None] * len(levels)
@@ -72,7 +72,7 @@ class _Texture(torch.autograd.Function):
             [_native.data_ptr(_FN, "tex", lv) for lv in levels], _native.data_ptr(_FN, "uv", uv),
             _native.data_ptr(_FN, "uv_da", uv_da), _native.data_ptr(_FN, "mip_level_bias", bias),
             _native.data_ptr(_FN, "d_out", d_out), [_native.data_ptr(_FN, "d_tex", g) for g in d_levels],
-            _native.data_ptr(_FN, "d_uv", d_uv), filter_id, boundary_id, _native.dtype_name(uv.dtype),
+            _native.data_ptr(_FN, "d_uv", d_uv), filter_id, boundary_id, fd, _native.dtype_name(uv.dtype),
             device, stream,
         )
         return (d_uv, None, None, None, *(d_levels if need_tex else grads_none))
@@ -143,14 +143,15 @@ def texture(
         check_tensor(_FN, "mip_level_bias", mip_level_bias, dtype=uv.dtype, shape=(b, h, w), device=uv.device)
     if not mipmapped:
         uv_da = mip_level_bias = None
-    elif uv_da is None and mip_level_bias is None:
-        uv_da = uv_derivatives_fd(uv.detach())
+    finite_differences = mipmapped and uv_da is None and mip_level_bias is None
     if not _kernels(uv.device):
+        if finite_differences:
+            uv_da = uv_derivatives_fd(uv.detach())
         return texture_reference(tex, uv, filter, boundary, uv_da, mip_level_bias, max_mip_level)
     levels = build_mipmaps(tex, max_mip_level if max_mip_level is not None else MAX_MIP_LEVELS - 1) \
         if mipmapped else [tex]
     levels = [lv.contiguous() for lv in levels]
-    mode = (FILTERS.index(filter), BOUNDARIES.index(boundary))
+    mode = (FILTERS.index(filter), BOUNDARIES.index(boundary), finite_differences)
     uv_da = None if uv_da is None else uv_da.detach().contiguous()
     mip_level_bias = None if mip_level_bias is None else mip_level_bias.detach().contiguous()
     return _Texture.apply(uv.contiguous(), uv_da, mip_level_bias, mode, *levels)

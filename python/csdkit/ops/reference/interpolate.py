@@ -41,9 +41,9 @@ def barycentric_derivatives_reference(pos: torch.Tensor, tri: torch.Tensor,
                                       rast: torch.Tensor) -> torch.Tensor:
     """Screen-space derivatives ``(du/dX, du/dY, dv/dX, dv/dY) [B, H, W, 4]`` of the barycentrics.
 
-    ``X``, ``Y`` are pixel units (``X`` along the width, ``Y`` along the height / rows). Computed
-    analytically from the homogeneous edge functions: ``sum(a)`` does not depend on the pixel, so
-    ``d(a_i / sum(a)) / dfx = (da_i / dfx) / sum(a)`` with ``fx`` the NDC x of the pixel centre.
+    ``X``, ``Y`` are pixel units (``X`` along the width, ``Y`` along the rows). Computed
+    analytically from the homogeneous edge functions ``a_i``, which are linear in the pixel's NDC
+    position ``(fx, fy)``: with ``S = sum(a)``, ``d(a_i / S)/dfx = (da_i/dfx - (a_i / S) dS/dfx) / S``.
     """
     b, h, w, _ = rast.shape
     ids = rast[..., 3].round().long()
@@ -56,18 +56,24 @@ def barycentric_derivatives_reference(pos: torch.Tensor, tri: torch.Tensor,
     fy = ((torch.arange(h, dtype=pos.dtype, device=pos.device) * 2 + 1) / h - 1).view(1, h, 1, 1)
     x, y, ww = p[..., 0], p[..., 1], p[..., 3]
     qx, qy = x - fx * ww, y - fy * ww
-    det = (qx[..., 1] * qy[..., 2] - qy[..., 1] * qx[..., 2]) \
-        + (qx[..., 2] * qy[..., 0] - qy[..., 2] * qx[..., 0]) \
-        + (qx[..., 0] * qy[..., 1] - qy[..., 0] * qx[..., 1])
-    # a_0 = qx1 qy2 - qy1 qx2 with d(qx_i)/dfx = -w_i, d(qy_i)/dfy = -w_i.
-    da0_dfx = -ww[..., 1] * qy[..., 2] + qy[..., 1] * ww[..., 2]
-    da0_dfy = -qx[..., 1] * ww[..., 2] + ww[..., 1] * qx[..., 2]
-    da1_dfx = -ww[..., 2] * qy[..., 0] + qy[..., 2] * ww[..., 0]
-    da1_dfy = -qx[..., 2] * ww[..., 0] + ww[..., 2] * qx[..., 0]
-    ok = hit & (det != 0) & torch.isfinite(det)
-    inv = 1.0 / torch.where(ok, det, torch.ones_like(det))
+    a = []
+    da_dfx = []
+    da_dfy = []
+    for i in range(3):
+        j, k = (i + 1) % 3, (i + 2) % 3
+        # a_i = qx_j qy_k - qy_j qx_k with d(qx)/dfx = -w, d(qy)/dfy = -w.
+        a.append(qx[..., j] * qy[..., k] - qy[..., j] * qx[..., k])
+        da_dfx.append(-ww[..., j] * qy[..., k] + qy[..., j] * ww[..., k])
+        da_dfy.append(-qx[..., j] * ww[..., k] + ww[..., j] * qx[..., k])
+    s = a[0] + a[1] + a[2]
+    ds_dfx = da_dfx[0] + da_dfx[1] + da_dfx[2]
+    ds_dfy = da_dfy[0] + da_dfy[1] + da_dfy[2]
+    ok = hit & (s != 0) & torch.isfinite(s)
+    inv = 1.0 / torch.where(ok, s, torch.ones_like(s))
+    u, v = a[0] * inv, a[1] * inv
     sx, sy = 2.0 / w, 2.0 / h  # NDC per pixel
-    db = torch.stack([da0_dfx * inv * sx, da0_dfy * inv * sy, da1_dfx * inv * sx, da1_dfy * inv * sy], dim=-1)
+    db = torch.stack([(da_dfx[0] - u * ds_dfx) * inv * sx, (da_dfy[0] - u * ds_dfy) * inv * sy,
+                      (da_dfx[1] - v * ds_dfx) * inv * sx, (da_dfy[1] - v * ds_dfy) * inv * sy], dim=-1)
     return torch.where(ok[..., None], db, torch.zeros_like(db))
 
 

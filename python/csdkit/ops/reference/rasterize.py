@@ -119,17 +119,8 @@ def screen_triangles(pos: torch.Tensor, tri: torch.Tensor, width: int, height: i
     return X[order], Y[order], Z[order], parent[order]
 
 
-def coverage(X: torch.Tensor, Y: torch.Tensor, Z: torch.Tensor, parent: torch.Tensor, width: int,
-             height: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Depth-tested coverage of snapped triangles: ``(triangle id + 1 [H, W] int64, depth [H, W])``."""
-    dtype = Z.dtype
-    cx = torch.arange(width, dtype=torch.long) * SUBPIXEL + SUBPIXEL // 2
-    cy = torch.arange(height, dtype=torch.long) * SUBPIXEL + SUBPIXEL // 2
-    PX = cx.expand(height, width).reshape(-1, 1)
-    PY = cy[:, None].expand(height, width).reshape(-1, 1)
-    best_d = torch.full((height * width,), float("inf"), dtype=dtype)
-    best_id = torch.zeros(height * width, dtype=torch.long)
-    # Orient counter-clockwise (positive area); zero-area triangles cover nothing.
+def _oriented(X, Y, Z, parent):
+    """Drop zero-area triangles and orient the rest counter-clockwise (swap vertices 1 and 2)."""
     area = (X[:, 1] - X[:, 0]) * (Y[:, 2] - Y[:, 0]) - (Y[:, 1] - Y[:, 0]) * (X[:, 2] - X[:, 0])
     keep = area != 0
     X, Y, Z, parent, area = X[keep], Y[keep], Z[keep], parent[keep], area[keep]
@@ -138,32 +129,67 @@ def coverage(X: torch.Tensor, Y: torch.Tensor, Z: torch.Tensor, parent: torch.Te
     X = torch.where(flip[:, None], X[:, swap], X)
     Y = torch.where(flip[:, None], Y[:, swap], Y)
     Z = torch.where(flip[:, None], Z[:, swap], Z)
-    area = area.abs()
+    return X, Y, Z, parent, area.abs()
+
+
+def _fragments(x, y, z, area, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coverage ``[H*W, n]`` (fill rule and depth clip) and depth ``[H*W, n]`` of oriented triangles."""
+    cx = torch.arange(width, dtype=torch.long) * SUBPIXEL + SUBPIXEL // 2
+    cy = torch.arange(height, dtype=torch.long) * SUBPIXEL + SUBPIXEL // 2
+    PX = cx.expand(height, width).reshape(-1, 1)
+    PY = cy[:, None].expand(height, width).reshape(-1, 1)
+    e = []
+    inside = torch.ones(PX.shape[0], x.shape[0], dtype=torch.bool)
+    for i in range(3):
+        j, k = (i + 1) % 3, (i + 2) % 3  # edge i runs from vertex j to vertex k
+        dx, dy = x[:, k] - x[:, j], y[:, k] - y[:, j]
+        owner = (dy > 0) | ((dy == 0) & (dx < 0))
+        ei = dx * (PY - y[:, j]) - dy * (PX - x[:, j])  # [P, n], exact in int64
+        inside &= (ei > 0) | ((ei == 0) & owner)
+        e.append(ei)
+    # Depth from the screen-space barycentrics of the snapped triangle.
+    inv = 1.0 / area.to(z.dtype)
+    l1 = e[1].to(z.dtype) * inv
+    l2 = e[2].to(z.dtype) * inv
+    d = z[:, 0] + l1 * (z[:, 1] - z[:, 0])
+    d = d + l2 * (z[:, 2] - z[:, 0])
+    inside &= (d >= -1.0) & (d <= 1.0)
+    return inside, d
+
+
+def coverage(X: torch.Tensor, Y: torch.Tensor, Z: torch.Tensor, parent: torch.Tensor, width: int,
+             height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Depth-tested coverage of snapped triangles: ``(triangle id + 1 [H, W] int64, depth [H, W])``."""
+    best_d = torch.full((height * width,), float("inf"), dtype=Z.dtype)
+    best_id = torch.zeros(height * width, dtype=torch.long)
+    X, Y, Z, parent, area = _oriented(X, Y, Z, parent)
     chunk = max(1, _CHUNK_ELEMS // max(1, height * width))
     for s in range(0, X.shape[0], chunk):
-        x, y, z, a = X[s:s + chunk], Y[s:s + chunk], Z[s:s + chunk], area[s:s + chunk]
-        e = []
-        inside = torch.ones(PX.shape[0], x.shape[0], dtype=torch.bool)
-        for i in range(3):
-            j, k = (i + 1) % 3, (i + 2) % 3  # edge i runs from vertex j to vertex k
-            dx, dy = x[:, k] - x[:, j], y[:, k] - y[:, j]
-            owner = (dy > 0) | ((dy == 0) & (dx < 0))
-            ei = dx * (PY - y[:, j]) - dy * (PX - x[:, j])  # [P, n], exact in int64
-            inside &= (ei > 0) | ((ei == 0) & owner)
-            e.append(ei)
-        # Depth from the screen-space barycentrics of the snapped triangle.
-        inv = 1.0 / a.to(dtype)
-        l1 = e[1].to(dtype) * inv
-        l2 = e[2].to(dtype) * inv
-        d = z[:, 0] + l1 * (z[:, 1] - z[:, 0])
-        d = d + l2 * (z[:, 2] - z[:, 0])
-        inside &= (d >= -1.0) & (d <= 1.0)
+        sl = slice(s, s + chunk)
+        inside, d = _fragments(X[sl], Y[sl], Z[sl], area[sl], width, height)
         d = torch.where(inside, d, torch.full_like(d, float("inf")))
         dmin, arg = d.min(dim=1)
         hit = torch.isfinite(dmin) & (dmin < best_d)
         best_d = torch.where(hit, dmin, best_d)
         best_id = torch.where(hit, parent[s:s + chunk][arg] + 1, best_id)
     return best_id.view(height, width), best_d.view(height, width)
+
+
+def coverage_masks(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
+    """Per-triangle coverage ``[T, H, W]`` (bool) of one image ``pos [V, 4]``, without depth test.
+
+    A pixel is in triangle t's mask when the fill rule assigns its centre to (a piece of) t and the
+    fragment's depth lies in [-1, 1]. Used to check watertightness: for a closed mesh every pixel
+    is covered by an even number of triangles.
+    """
+    height, width = resolution
+    X, Y, Z, parent = screen_triangles(pos.detach().cpu(), tri.long().cpu(), width, height)
+    X, Y, Z, parent, area = _oriented(X, Y, Z, parent)
+    masks = torch.zeros(tri.shape[0], height * width, dtype=torch.bool)
+    if X.shape[0] > 0:
+        inside, _ = _fragments(X, Y, Z, area, width, height)
+        masks.index_put_((parent,), inside.t(), accumulate=True)
+    return masks.view(-1, height, width)
 
 
 def pixel_centers(height: int, width: int, dtype: torch.dtype, device) -> tuple[torch.Tensor, torch.Tensor]:

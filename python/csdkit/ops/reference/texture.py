@@ -34,13 +34,13 @@ def build_mipmaps_reference(tex: torch.Tensor, max_mip_level: int | None = None)
     levels = [tex]
     for _ in range(mip_level_count(tex.shape[1], tex.shape[2], max_mip_level) - 1):
         t = levels[-1]
-        b, h, w, c = t.shape
+        h, w = t.shape[1], t.shape[2]
         if h == 1:
-            t = t.view(b, 1, w // 2, 2, c).mean(3)
+            t = (t[:, :, 0::2] + t[:, :, 1::2]) * 0.5
         elif w == 1:
-            t = t.view(b, h // 2, 2, 1, c).mean(2)
+            t = (t[:, 0::2] + t[:, 1::2]) * 0.5
         else:
-            t = t.view(b, h // 2, 2, w // 2, 2, c).mean((2, 4))
+            t = ((t[:, 0::2, 0::2] + t[:, 0::2, 1::2]) + (t[:, 1::2, 0::2] + t[:, 1::2, 1::2])) * 0.25
         levels.append(t)
     return levels
 
@@ -56,7 +56,13 @@ def uv_derivatives_fd(uv: torch.Tensor) -> torch.Tensor:
         n = t.shape[dim]
         if n == 1:
             return torch.zeros_like(t)
-        return torch.gradient(t, dim=dim)[0]
+        out = torch.empty_like(t)
+        out.narrow(dim, 0, 1).copy_(t.narrow(dim, 1, 1) - t.narrow(dim, 0, 1))
+        out.narrow(dim, n - 1, 1).copy_(t.narrow(dim, n - 1, 1) - t.narrow(dim, n - 2, 1))
+        if n > 2:
+            torch.sub(t.narrow(dim, 2, n - 2), t.narrow(dim, 0, n - 2), out=out.narrow(dim, 1, n - 2))
+            out.narrow(dim, 1, n - 2).mul_(0.5)
+        return out
 
     u, v = uv[..., 0], uv[..., 1]
     return torch.stack([diff(u, 2), diff(u, 1), diff(v, 2), diff(v, 1)], dim=-1)

@@ -13,3 +13,7 @@ from .nn import HashGridEncoding
 from .render.cameras import Cameras
 
 __all__ = ["Cameras", "HashGridEncoding", "__version__", "build_info", "has_cuda", "set_num_threads"]
+
+from .ops.occupancy_grid import OccupancyGrid  # noqa: E402
+
+__all__ += ["OccupancyGrid"]

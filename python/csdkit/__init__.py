@@ -17,3 +17,13 @@ __all__ = ["Cameras", "HashGridEncoding", "__version__", "build_info", "has_cuda
 from .ops.occupancy_grid import OccupancyGrid  # noqa: E402
 
 __all__ += ["OccupancyGrid"]
+
+# ---- NeRF stage: implicit volume, volume renderer, shading, backgrounds, regularizers
+from .geometry.implicit_volume import ImplicitVolume  # noqa: E402
+from .geometry.regularizers import VolumeRegularizers  # noqa: E402
+from .render.background import NeuralEnvironmentMap, SolidBackground  # noqa: E402
+from .render.shading import PointLights, ShadingSchedule  # noqa: E402
+from .render.volume_renderer import VolumeRenderer  # noqa: E402
+
+__all__ += ["ImplicitVolume", "NeuralEnvironmentMap", "PointLights", "ShadingSchedule", "SolidBackground",
+            "VolumeRegularizers", "VolumeRenderer"]

@@ -1,0 +1,9 @@
+"""Renderers (volume, mesh), cameras, shading and backgrounds."""
+
+from .background import Background, NeuralEnvironmentMap, SolidBackground
+from .cameras import Cameras
+from .shading import SHADING_MODES, PointLights, ShadingSchedule, shade
+from .volume_renderer import VolumeRenderer
+
+__all__ = ["SHADING_MODES", "Background", "Cameras", "NeuralEnvironmentMap", "PointLights", "ShadingSchedule",
+           "SolidBackground", "VolumeRenderer", "shade"]

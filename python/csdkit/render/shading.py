@@ -49,7 +49,7 @@ def _color(fn: str, name: str, value, batch: int, device, dtype) -> torch.Tensor
         t = t.expand(3)
     if t.dim() == 1:
         if t.shape[0] != 3:
-            raise ValueError(f"{fn}(): {name} must be a number, an RGB triple or [B, 3], got shape "
+            raise ValueError(f"{fn}(): {name} must be a number, an RGB triple or [{batch}, 3], got shape "
                              f"{list(t.shape)}")
         t = t[None].expand(batch, 3)
     if t.shape != (batch, 3):

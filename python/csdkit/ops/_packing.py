@@ -16,12 +16,16 @@ _INDEX_DTYPES = (torch.int32, torch.int64)
 
 
 def check_packed_info(fn: str, packed_info, n_samples: int, device: torch.device,
-                      name: str = "packed_info") -> torch.Tensor:
-    """Validate ``packed_info [R, 2]`` (int32/int64) against ``n_samples``; returns it as contiguous int64."""
+                      name: str = "packed_info") -> tuple[torch.Tensor, bool]:
+    """Validate ``packed_info [R, 2]`` (int32/int64) against ``n_samples``.
+
+    Returns ``(packed_info as contiguous int64, covers_all)``; ``covers_all`` is True when every
+    sample belongs to a ray (then kernels need not zero-fill their outputs).
+    """
     check_tensor(fn, name, packed_info, dtype=_INDEX_DTYPES, shape=(None, 2), device=device)
     info = packed_info.to(torch.long).contiguous()
     if info.shape[0] == 0:
-        return info
+        return info, n_samples == 0
     starts, counts = info[:, 0], info[:, 1]
     nonempty = counts > 0
     s = starts[nonempty]
@@ -29,7 +33,8 @@ def check_packed_info(fn: str, packed_info, n_samples: int, device: torch.device
     s_sorted, e_sorted = s[order], (s + counts[nonempty])[order]
     ok = (counts >= 0).all() & (starts >= 0).all() & (~nonempty | (starts + counts <= n_samples)).all()
     ok = ok & (s_sorted[1:] >= e_sorted[:-1]).all()
-    if not bool(ok):
+    ok, full = torch.stack([ok, counts.sum() == n_samples]).tolist()  # one device sync
+    if not ok:
         bad = "negative start or count" if bool((info < 0).any()) else (
             f"a range beyond the {n_samples} samples" if bool(((starts + counts) > n_samples).any())
             else "overlapping ranges")
@@ -37,7 +42,7 @@ def check_packed_info(fn: str, packed_info, n_samples: int, device: torch.device
             f"{fn}(): {name} must hold non-overlapping (start, count) ranges within the {n_samples} samples, "
             f"got {bad} ({describe(packed_info)})"
         )
-    return info
+    return info, bool(full)
 
 
 def packed_info_from_ray_indices(fn: str, ray_indices, n_rays, n_samples: int,
@@ -61,16 +66,17 @@ def packed_info_from_ray_indices(fn: str, ray_indices, n_rays, n_samples: int,
 
 
 def resolve_packed_info(fn: str, packed_info, ray_indices, n_rays, n_samples: int,
-                        device: torch.device) -> torch.Tensor:
-    """Exactly one of ``packed_info`` / ``ray_indices`` (+ ``n_rays``) -> validated int64 ``packed_info``."""
+                        device: torch.device) -> tuple[torch.Tensor, bool]:
+    """Exactly one of ``packed_info`` / ``ray_indices`` (+ ``n_rays``) -> ``(validated int64
+    packed_info, covers_all)`` as in :func:`check_packed_info`."""
     if (packed_info is None) == (ray_indices is None):
         raise ValueError(f"{fn}(): give exactly one of packed_info [R, 2] or ray_indices [S] (with n_rays)")
     if packed_info is not None:
-        info = check_packed_info(fn, packed_info, n_samples, device)
+        info, full = check_packed_info(fn, packed_info, n_samples, device)
         if n_rays is not None and n_rays != info.shape[0]:
             raise ValueError(f"{fn}(): n_rays={n_rays} but packed_info has {info.shape[0]} rays")
-        return info
-    return packed_info_from_ray_indices(fn, ray_indices, n_rays, n_samples, device)
+        return info, full
+    return packed_info_from_ray_indices(fn, ray_indices, n_rays, n_samples, device), True
 
 
 def check_samples(fn: str, name: str, value, dims: dict[str, int], device=None,

@@ -30,17 +30,14 @@ from .reference.compositing import (
 __all__ = ["accumulate_along_rays", "render_weight_from_alpha", "render_weight_from_density"]
 
 
-def _native_ready(device: torch.device) -> bool:
-    return _native.use_native(device) and hasattr(_native.native(), "volrend_weights_forward")
-
-
 # ---- autograd wiring of the compiled kernels ------------------------------------------------------
 class _WeightsFromDensity(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, t_starts, t_ends, sigmas, packed_info, eps: float):
+    def forward(ctx, t_starts, t_ends, sigmas, packed_info, eps: float, full: bool):
         mod = _native.native()
         fn = "render_weight_from_density"
-        weights, trans, alphas = (torch.empty_like(sigmas) for _ in range(3))
+        new = torch.empty_like if full else torch.zeros_like  # samples outside every ray stay 0
+        weights, trans, alphas = (new(sigmas) for _ in range(3))
         device, stream = _native.device_args(sigmas)
         mod.volrend_weights_forward(
             packed_info.shape[0], sigmas.shape[0], _native.data_ptr(fn, "packed_info", packed_info),
@@ -50,8 +47,7 @@ class _WeightsFromDensity(torch.autograd.Function):
             _native.data_ptr(fn, "alphas", alphas), _native.dtype_name(sigmas.dtype), device, stream,
         )
         ctx.save_for_backward(t_starts, t_ends, sigmas, packed_info, weights, trans, alphas)
-        ctx.eps = eps
-        ctx.mark_non_differentiable(packed_info)
+        ctx.eps, ctx.full = eps, full
         return weights, trans, alphas
 
     @staticmethod
@@ -61,16 +57,16 @@ class _WeightsFromDensity(torch.autograd.Function):
         need_t = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         need_s = ctx.needs_input_grad[2]
         if not (need_t or need_s):
-            return None, None, None, None, None
+            return None, None, None, None, None, None
         fn = "render_weight_from_density"
         g = [x.contiguous() if x is not None else torch.zeros_like(sigmas) for x in (g_w, g_t, g_a)]
-        d_sigmas = torch.empty_like(sigmas) if need_s else None
-        d_tau = torch.empty_like(sigmas) if need_t else None
+        new = torch.empty_like if ctx.full else torch.zeros_like
+        d_sigmas = new(sigmas) if need_s else None
+        d_tau = new(sigmas) if need_t else None
         device, stream = _native.device_args(sigmas)
         _native.native().volrend_weights_backward(
             packed_info.shape[0], sigmas.shape[0], _native.data_ptr(fn, "packed_info", packed_info),
-            _native.data_ptr(fn, "t_starts", t_starts), _native.data_ptr(fn, "t_ends", t_ends),
-            _native.data_ptr(fn, "sigmas", sigmas), 0, ctx.eps,
+            _native.data_ptr(fn, "t_starts", t_starts), _native.data_ptr(fn, "t_ends", t_ends), 0, ctx.eps,
             _native.data_ptr(fn, "transmittance", trans), _native.data_ptr(fn, "alphas", alphas),
             _native.data_ptr(fn, "d_weights", g[0]), _native.data_ptr(fn, "d_transmittance", g[1]),
             _native.data_ptr(fn, "d_alphas", g[2]), _native.data_ptr(fn, "d_sigmas", d_sigmas),
@@ -82,15 +78,16 @@ class _WeightsFromDensity(torch.autograd.Function):
             d_delta = d_tau * sigmas
             d_ends = d_delta if ctx.needs_input_grad[1] else None
             d_starts = -d_delta if ctx.needs_input_grad[0] else None
-        return d_starts, d_ends, d_sigmas, None, None
+        return d_starts, d_ends, d_sigmas, None, None, None
 
 
 class _WeightsFromAlpha(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, alphas, packed_info, eps: float):
+    def forward(ctx, alphas, packed_info, eps: float, full: bool):
         mod = _native.native()
         fn = "render_weight_from_alpha"
-        weights, trans = torch.empty_like(alphas), torch.empty_like(alphas)
+        new = torch.empty_like if full else torch.zeros_like
+        weights, trans = new(alphas), new(alphas)
         device, stream = _native.device_args(alphas)
         mod.volrend_weights_forward(
             packed_info.shape[0], alphas.shape[0], _native.data_ptr(fn, "packed_info", packed_info),
@@ -99,7 +96,7 @@ class _WeightsFromAlpha(torch.autograd.Function):
             _native.dtype_name(alphas.dtype), device, stream,
         )
         ctx.save_for_backward(alphas, packed_info, trans)
-        ctx.eps = eps
+        ctx.eps, ctx.full = eps, full
         return weights, trans
 
     @staticmethod
@@ -107,24 +104,23 @@ class _WeightsFromAlpha(torch.autograd.Function):
     def backward(ctx, g_w, g_t):
         alphas, packed_info, trans = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            return None, None, None
+            return None, None, None, None
         fn = "render_weight_from_alpha"
         g = [x.contiguous() if x is not None else torch.zeros_like(alphas) for x in (g_w, g_t)]
-        d_alphas = torch.empty_like(alphas)
+        d_alphas = (torch.empty_like if ctx.full else torch.zeros_like)(alphas)
         device, stream = _native.device_args(alphas)
         _native.native().volrend_weights_backward(
             packed_info.shape[0], alphas.shape[0], _native.data_ptr(fn, "packed_info", packed_info),
-            0, 0, _native.data_ptr(fn, "alphas", alphas), 1, ctx.eps,
-            _native.data_ptr(fn, "transmittance", trans), _native.data_ptr(fn, "alphas", alphas),
+            0, 0, 1, ctx.eps, _native.data_ptr(fn, "transmittance", trans), _native.data_ptr(fn, "alphas", alphas),
             _native.data_ptr(fn, "d_weights", g[0]), _native.data_ptr(fn, "d_transmittance", g[1]), 0,
             _native.data_ptr(fn, "d_alphas", d_alphas), 0, _native.dtype_name(alphas.dtype), device, stream,
         )
-        return d_alphas, None, None
+        return d_alphas, None, None, None
 
 
 class _Accumulate(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, weights, values, packed_info, ray_indices, n_rays: int):
+    def forward(ctx, weights, values, packed_info, ray_indices, n_rays: int, full: bool):
         fn = "accumulate_along_rays"
         channels = 1 if values is None else values.shape[1]
         out = weights.new_empty(n_rays, channels)
@@ -136,7 +132,7 @@ class _Accumulate(torch.autograd.Function):
             _native.dtype_name(weights.dtype), device, stream,
         )
         ctx.save_for_backward(weights, values, packed_info, ray_indices)
-        ctx.channels = channels
+        ctx.channels, ctx.full = channels, full
         return out
 
     @staticmethod
@@ -145,11 +141,12 @@ class _Accumulate(torch.autograd.Function):
         weights, values, packed_info, ray_indices = ctx.saved_tensors
         need_w, need_v = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_w or need_v):
-            return None, None, None, None, None
+            return None, None, None, None, None, None
         fn = "accumulate_along_rays"
         g_out = g_out.contiguous()
-        d_w = torch.empty_like(weights) if need_w else None
-        d_v = torch.empty_like(values) if need_v else None
+        new = torch.empty_like if ctx.full else torch.zeros_like
+        d_w = new(weights) if need_w else None
+        d_v = new(values) if need_v else None
         device, stream = _native.device_args(weights)
         _native.native().volrend_accumulate_backward(
             g_out.shape[0], weights.shape[0], ctx.channels, _native.data_ptr(fn, "packed_info", packed_info),
@@ -158,7 +155,7 @@ class _Accumulate(torch.autograd.Function):
             _native.data_ptr(fn, "d_weights", d_w), _native.data_ptr(fn, "d_values", d_v),
             _native.dtype_name(weights.dtype), device, stream,
         )
-        return d_w, d_v, None, None, None
+        return d_w, d_v, None, None, None, None
 
 
 # ---- public ops -------------------------------------------------------------------------------------
@@ -196,11 +193,11 @@ def render_weight_from_density(
     t_starts = check_samples(fn, "t_starts", t_starts, dims, sigmas.device, sigmas.dtype)
     t_ends = check_samples(fn, "t_ends", t_ends, dims, sigmas.device, sigmas.dtype)
     eps = check_float(fn, "early_stop_eps", early_stop_eps, min_value=0.0, max_value=1.0)
-    info = resolve_packed_info(fn, packed_info, ray_indices, n_rays, sigmas.shape[0], sigmas.device)
-    if not _native_ready(sigmas.device):
+    info, full = resolve_packed_info(fn, packed_info, ray_indices, n_rays, sigmas.shape[0], sigmas.device)
+    if not _native.use_native(sigmas.device):
         return render_weight_from_density_reference(t_starts, t_ends, sigmas, info, eps)
     return _WeightsFromDensity.apply(t_starts.contiguous(), t_ends.contiguous(), sigmas.contiguous(), info,
-                                     eps)
+                                     eps, full)
 
 
 def render_weight_from_alpha(
@@ -227,10 +224,10 @@ def render_weight_from_alpha(
     dims: dict[str, int] = {}
     alphas = check_samples(fn, "alphas", alphas, dims)
     eps = check_float(fn, "early_stop_eps", early_stop_eps, min_value=0.0, max_value=1.0)
-    info = resolve_packed_info(fn, packed_info, ray_indices, n_rays, alphas.shape[0], alphas.device)
-    if not _native_ready(alphas.device):
+    info, full = resolve_packed_info(fn, packed_info, ray_indices, n_rays, alphas.shape[0], alphas.device)
+    if not _native.use_native(alphas.device):
         return render_weight_from_alpha_reference(alphas, info, eps)
-    return _WeightsFromAlpha.apply(alphas.contiguous(), info, eps)
+    return _WeightsFromAlpha.apply(alphas.contiguous(), info, eps, full)
 
 
 def accumulate_along_rays(
@@ -279,14 +276,14 @@ def accumulate_along_rays(
         if n_samples > 0 and not bool((idx >= 0).all() & (idx < n_rays).all()):
             raise ValueError(f"{fn}(): ray_indices must lie in [0, {n_rays}), got min {int(idx.min())}, "
                              f"max {int(idx.max())}")
-        info = None
+        info, full = None, True
     else:
         if packed_info is None:
             raise ValueError(f"{fn}(): give packed_info [R, 2] or ray_indices [S] (with n_rays)")
-        info = resolve_packed_info(fn, packed_info, None, n_rays, n_samples, weights.device)
+        info, full = resolve_packed_info(fn, packed_info, None, n_rays, n_samples, weights.device)
         n_rays, idx = info.shape[0], None
-    if not _native_ready(weights.device):
+    if not _native.use_native(weights.device):
         ref_idx = idx if idx is not None else ray_indices_from_packed(info, n_samples)
         return accumulate_along_rays_reference(weights, values, ref_idx, n_rays)
     vals = values.contiguous() if values is not None else None
-    return _Accumulate.apply(weights.contiguous(), vals, info, idx, n_rays)
+    return _Accumulate.apply(weights.contiguous(), vals, info, idx, n_rays, full)

@@ -74,7 +74,7 @@ def ray_aabb_intersect(
     box = as_aabb(fn, aabb)
     near, far = check_planes(fn, near_plane, far_plane)
     rays_o, rays_d = rays_o.detach(), rays_d.detach()
-    if not (_native.use_native(rays_o.device) and hasattr(_native.native(), "volrend_ray_aabb")):
+    if not _native.use_native(rays_o.device):
         box_t = torch.tensor(box, dtype=torch.float64, device=rays_o.device)
         return ray_aabb_intersect_reference(rays_o, rays_d, box_t, near, far)
     rays_o, rays_d = rays_o.contiguous(), rays_d.contiguous()

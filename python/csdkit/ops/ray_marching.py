@@ -135,7 +135,7 @@ def march_rays(
     n_rays = rays_o.shape[0]
     jitter = _jitter(n_rays, dtype, device, generator) if stratified else None
     rays_o, rays_d = rays_o.detach(), rays_d.detach()
-    if not (_native.use_native(device) and hasattr(_native.native(), "volrend_march_count")):
+    if not _native.use_native(device):
         return RaySamples(*march_rays_reference(rays_o, rays_d, binaries, aabbs, step, cone, near, far,
                                                 jitter))
     return RaySamples(*_march_native(rays_o.contiguous(), rays_d.contiguous(), binaries, aabbs, step, cone,

@@ -3,7 +3,8 @@
 The marching rule, written once here and mirrored exactly by the kernels:
 
 * ``(t_near, t_far)`` = intersection of the ray with the *outermost* grid box (clipped to
-  ``[near_plane, far_plane]``); rays that miss get no samples.
+  ``[near_plane, far_plane]``); rays that miss (or have ``t_far = inf``: a zero direction without
+  far plane) get no samples.
 * ``t_0 = t_near + u * dt_0`` with ``u`` the ray's jitter in ``[0, 1)`` (0 when not stratified).
 * Step ``k`` spans ``[t_k, t_k + dt_k]``. Without a cone angle ``dt_k = step_size`` and
   ``t_k = t_0 + k * step_size`` (no accumulated rounding); with ``cone_angle > 0``,
@@ -73,6 +74,7 @@ def march_rays_reference(
     n_rays = rays_o.shape[0]
     dt = torch.tensor(step_size, dtype=rays_o.dtype, device=rays_o.device)
     t_near, t_far, hit = ray_aabb_intersect_reference(rays_o, rays_d, aabbs[-1], near_plane, far_plane)
+    hit = hit & torch.isfinite(t_far)  # a zero direction without far plane: no samples
     u = jitter if jitter is not None else torch.zeros_like(t_near)
     t0 = t_near + u * dt
     cone = cone_angle > 0

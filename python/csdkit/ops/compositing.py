@@ -40,11 +40,20 @@ class _WeightsFromDensity(torch.autograd.Function):
         weights, trans, alphas = (new(sigmas) for _ in range(3))
         device, stream = _native.device_args(sigmas)
         mod.volrend_weights_forward(
-            packed_info.shape[0], sigmas.shape[0], _native.data_ptr(fn, "packed_info", packed_info),
-            _native.data_ptr(fn, "t_starts", t_starts), _native.data_ptr(fn, "t_ends", t_ends),
-            _native.data_ptr(fn, "sigmas", sigmas), 0, eps,
-            _native.data_ptr(fn, "weights", weights), _native.data_ptr(fn, "transmittance", trans),
-            _native.data_ptr(fn, "alphas", alphas), _native.dtype_name(sigmas.dtype), device, stream,
+            packed_info.shape[0],
+            sigmas.shape[0],
+            _native.data_ptr(fn, "packed_info", packed_info),
+            _native.data_ptr(fn, "t_starts", t_starts),
+            _native.data_ptr(fn, "t_ends", t_ends),
+            _native.data_ptr(fn, "sigmas", sigmas),
+            0,
+            eps,
+            _native.data_ptr(fn, "weights", weights),
+            _native.data_ptr(fn, "transmittance", trans),
+            _native.data_ptr(fn, "alphas", alphas),
+            _native.dtype_name(sigmas.dtype),
+            device,
+            stream,
         )
         ctx.save_for_backward(t_starts, t_ends, sigmas, packed_info, weights, trans, alphas)
         ctx.eps, ctx.full = eps, full
@@ -65,12 +74,23 @@ class _WeightsFromDensity(torch.autograd.Function):
         d_tau = new(sigmas) if need_t else None
         device, stream = _native.device_args(sigmas)
         _native.native().volrend_weights_backward(
-            packed_info.shape[0], sigmas.shape[0], _native.data_ptr(fn, "packed_info", packed_info),
-            _native.data_ptr(fn, "t_starts", t_starts), _native.data_ptr(fn, "t_ends", t_ends), 0, ctx.eps,
-            _native.data_ptr(fn, "transmittance", trans), _native.data_ptr(fn, "alphas", alphas),
-            _native.data_ptr(fn, "d_weights", g[0]), _native.data_ptr(fn, "d_transmittance", g[1]),
-            _native.data_ptr(fn, "d_alphas", g[2]), _native.data_ptr(fn, "d_sigmas", d_sigmas),
-            _native.data_ptr(fn, "d_tau", d_tau), _native.dtype_name(sigmas.dtype), device, stream,
+            packed_info.shape[0],
+            sigmas.shape[0],
+            _native.data_ptr(fn, "packed_info", packed_info),
+            _native.data_ptr(fn, "t_starts", t_starts),
+            _native.data_ptr(fn, "t_ends", t_ends),
+            0,
+            ctx.eps,
+            _native.data_ptr(fn, "transmittance", trans),
+            _native.data_ptr(fn, "alphas", alphas),
+            _native.data_ptr(fn, "d_weights", g[0]),
+            _native.data_ptr(fn, "d_transmittance", g[1]),
+            _native.data_ptr(fn, "d_alphas", g[2]),
+            _native.data_ptr(fn, "d_sigmas", d_sigmas),
+            _native.data_ptr(fn, "d_tau", d_tau),
+            _native.dtype_name(sigmas.dtype),
+            device,
+            stream,
         )
         d_starts = d_ends = None
         if need_t:
@@ -90,10 +110,20 @@ class _WeightsFromAlpha(torch.autograd.Function):
         weights, trans = new(alphas), new(alphas)
         device, stream = _native.device_args(alphas)
         mod.volrend_weights_forward(
-            packed_info.shape[0], alphas.shape[0], _native.data_ptr(fn, "packed_info", packed_info),
-            0, 0, _native.data_ptr(fn, "alphas", alphas), 1, eps,
-            _native.data_ptr(fn, "weights", weights), _native.data_ptr(fn, "transmittance", trans), 0,
-            _native.dtype_name(alphas.dtype), device, stream,
+            packed_info.shape[0],
+            alphas.shape[0],
+            _native.data_ptr(fn, "packed_info", packed_info),
+            0,
+            0,
+            _native.data_ptr(fn, "alphas", alphas),
+            1,
+            eps,
+            _native.data_ptr(fn, "weights", weights),
+            _native.data_ptr(fn, "transmittance", trans),
+            0,
+            _native.dtype_name(alphas.dtype),
+            device,
+            stream,
         )
         ctx.save_for_backward(alphas, packed_info, trans)
         ctx.eps, ctx.full = eps, full
@@ -110,10 +140,23 @@ class _WeightsFromAlpha(torch.autograd.Function):
         d_alphas = (torch.empty_like if ctx.full else torch.zeros_like)(alphas)
         device, stream = _native.device_args(alphas)
         _native.native().volrend_weights_backward(
-            packed_info.shape[0], alphas.shape[0], _native.data_ptr(fn, "packed_info", packed_info),
-            0, 0, 1, ctx.eps, _native.data_ptr(fn, "transmittance", trans), _native.data_ptr(fn, "alphas", alphas),
-            _native.data_ptr(fn, "d_weights", g[0]), _native.data_ptr(fn, "d_transmittance", g[1]), 0,
-            _native.data_ptr(fn, "d_alphas", d_alphas), 0, _native.dtype_name(alphas.dtype), device, stream,
+            packed_info.shape[0],
+            alphas.shape[0],
+            _native.data_ptr(fn, "packed_info", packed_info),
+            0,
+            0,
+            1,
+            ctx.eps,
+            _native.data_ptr(fn, "transmittance", trans),
+            _native.data_ptr(fn, "alphas", alphas),
+            _native.data_ptr(fn, "d_weights", g[0]),
+            _native.data_ptr(fn, "d_transmittance", g[1]),
+            0,
+            _native.data_ptr(fn, "d_alphas", d_alphas),
+            0,
+            _native.dtype_name(alphas.dtype),
+            device,
+            stream,
         )
         return d_alphas, None, None, None
 
@@ -126,10 +169,17 @@ class _Accumulate(torch.autograd.Function):
         out = weights.new_empty(n_rays, channels)
         device, stream = _native.device_args(weights)
         _native.native().volrend_accumulate_forward(
-            n_rays, weights.shape[0], channels, _native.data_ptr(fn, "packed_info", packed_info),
-            _native.data_ptr(fn, "ray_indices", ray_indices), _native.data_ptr(fn, "weights", weights),
-            _native.data_ptr(fn, "values", values), _native.data_ptr(fn, "out", out),
-            _native.dtype_name(weights.dtype), device, stream,
+            n_rays,
+            weights.shape[0],
+            channels,
+            _native.data_ptr(fn, "packed_info", packed_info),
+            _native.data_ptr(fn, "ray_indices", ray_indices),
+            _native.data_ptr(fn, "weights", weights),
+            _native.data_ptr(fn, "values", values),
+            _native.data_ptr(fn, "out", out),
+            _native.dtype_name(weights.dtype),
+            device,
+            stream,
         )
         ctx.save_for_backward(weights, values, packed_info, ray_indices)
         ctx.channels, ctx.full = channels, full
@@ -149,11 +199,19 @@ class _Accumulate(torch.autograd.Function):
         d_v = new(values) if need_v else None
         device, stream = _native.device_args(weights)
         _native.native().volrend_accumulate_backward(
-            g_out.shape[0], weights.shape[0], ctx.channels, _native.data_ptr(fn, "packed_info", packed_info),
-            _native.data_ptr(fn, "ray_indices", ray_indices), _native.data_ptr(fn, "weights", weights),
-            _native.data_ptr(fn, "values", values), _native.data_ptr(fn, "d_out", g_out),
-            _native.data_ptr(fn, "d_weights", d_w), _native.data_ptr(fn, "d_values", d_v),
-            _native.dtype_name(weights.dtype), device, stream,
+            g_out.shape[0],
+            weights.shape[0],
+            ctx.channels,
+            _native.data_ptr(fn, "packed_info", packed_info),
+            _native.data_ptr(fn, "ray_indices", ray_indices),
+            _native.data_ptr(fn, "weights", weights),
+            _native.data_ptr(fn, "values", values),
+            _native.data_ptr(fn, "d_out", g_out),
+            _native.data_ptr(fn, "d_weights", d_w),
+            _native.data_ptr(fn, "d_values", d_v),
+            _native.dtype_name(weights.dtype),
+            device,
+            stream,
         )
         return d_w, d_v, None, None, None, None
 
@@ -196,8 +254,9 @@ def render_weight_from_density(
     info, full = resolve_packed_info(fn, packed_info, ray_indices, n_rays, sigmas.shape[0], sigmas.device)
     if not _native.use_native(sigmas.device):
         return render_weight_from_density_reference(t_starts, t_ends, sigmas, info, eps)
-    return _WeightsFromDensity.apply(t_starts.contiguous(), t_ends.contiguous(), sigmas.contiguous(), info,
-                                     eps, full)
+    return _WeightsFromDensity.apply(
+        t_starts.contiguous(), t_ends.contiguous(), sigmas.contiguous(), info, eps, full
+    )
 
 
 def render_weight_from_alpha(
@@ -262,20 +321,30 @@ def accumulate_along_rays(
     dims: dict[str, int] = {}
     weights = check_samples(fn, "weights", weights, dims)
     if values is not None:
-        check_tensor(fn, "values", values, dtype=weights.dtype, shape=("S", None), device=weights.device,
-                     dims=dims)
+        check_tensor(
+            fn, "values", values, dtype=weights.dtype, shape=("S", None), device=weights.device, dims=dims
+        )
     n_samples = weights.shape[0]
     if ray_indices is not None:
-        check_tensor(fn, "ray_indices", ray_indices, dtype=(torch.int32, torch.int64), shape=(n_samples,),
-                     device=weights.device)
+        check_tensor(
+            fn,
+            "ray_indices",
+            ray_indices,
+            dtype=(torch.int32, torch.int64),
+            shape=(n_samples,),
+            device=weights.device,
+        )
         if n_rays is None:
-            raise ValueError(f"{fn}(): n_rays is required with ray_indices "
-                             "(rays without samples would be lost)")
+            raise ValueError(
+                f"{fn}(): n_rays is required with ray_indices (rays without samples would be lost)"
+            )
         check_int(fn, "n_rays", n_rays, min_value=0)
         idx = ray_indices.to(torch.long).contiguous()
         if n_samples > 0 and not bool((idx >= 0).all() & (idx < n_rays).all()):
-            raise ValueError(f"{fn}(): ray_indices must lie in [0, {n_rays}), got min {int(idx.min())}, "
-                             f"max {int(idx.max())}")
+            raise ValueError(
+                f"{fn}(): ray_indices must lie in [0, {n_rays}), got min {int(idx.min())}, "
+                f"max {int(idx.max())}"
+            )
         info, full = None, True
     else:
         if packed_info is None:

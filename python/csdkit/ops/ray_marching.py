@@ -160,6 +160,8 @@ def _march_native(rays_o, rays_d, binaries, aabbs, step, cone, near, far, jitter
     packed_info = torch.stack([ends - counts, counts], dim=1).contiguous()
     ray_indices = torch.empty(total, dtype=torch.long, device=rays_o.device)
     t_starts, t_ends = rays_o.new_empty(total), rays_o.new_empty(total)
+    if total == 0:
+        return ray_indices, t_starts, t_ends, packed_info
     mod.volrend_march_fill(*args, _native.data_ptr(_FN, "packed_info", packed_info),
                            _native.data_ptr(_FN, "ray_indices", ray_indices),
                            _native.data_ptr(_FN, "t_starts", t_starts),

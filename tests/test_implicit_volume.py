@@ -65,6 +65,16 @@ def test_blob_bias_and_activation(device, activation):
     torch.testing.assert_close(model.density(pts), expected)
 
 
+def test_linear_blob_bias():
+    model = make_volume(density_bias="linear_blob", blob_scale=10.0, blob_std=0.5)
+    zero_heads(model)
+    pts = torch.tensor([[0.0, 0.0, 0.25], [0.3, 0.4, 0.0], [0.0, -0.8, 0.6]])  # |x| = 0.25, 0.5, 1.0
+    expected = torch.nn.functional.softplus(torch.tensor([5.0, 0.0, -10.0]))
+    torch.testing.assert_close(model.density(pts), expected)
+    assert bool(torch.isfinite(make_volume(density_bias="linear_blob", normal_type="analytic")
+                               .normals(torch.zeros(1, 3))).all())
+
+
 def test_density_bias_constant_and_none():
     pts = torch.randn(50, 3)
     m_none = make_volume(density_bias=None)
@@ -168,7 +178,7 @@ def test_bad_inputs():
         ImplicitVolume(density_activation="relu")
     with pytest.raises(ValueError, match="normal_type must be one of"):
         ImplicitVolume(normal_type="sdf")
-    with pytest.raises(ValueError, match="density_bias must be 'blob', a number or None"):
+    with pytest.raises(ValueError, match="density_bias must be 'blob', 'linear_blob', a number or None"):
         ImplicitVolume(density_bias="gauss")
     with pytest.raises(ValueError, match=r"radius must be in"):
         ImplicitVolume(radius=0.0)

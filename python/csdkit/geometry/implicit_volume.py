@@ -4,8 +4,10 @@ A density field and an albedo field inside the box ``[-radius, radius]^3``, both
 multiresolution hash-grid encoding followed by two small MLP heads:
 
 * density: ``activation(mlp_density(enc(x)) + bias(x))`` with ``activation`` softplus or a
-  truncated exp, and the optional "blob" bias ``blob_scale * exp(-|x|^2 / (2 blob_std^2))`` that
-  starts text-to-3D from a soft ball at the centre;
+  truncated exp, and an optional bias that starts text-to-3D from a ball at the centre:
+  DreamFusion's Gaussian ``"blob"`` ``blob_scale * exp(-|x|^2 / (2 blob_std^2))``, or Magic3D's
+  ``"linear_blob"`` ``blob_scale * (1 - |x| / blob_std)``, which is negative outside ``blob_std``
+  and so starts with empty space around the ball (an occupancy grid can skip it from step 0);
 * albedo: ``sigmoid(mlp_albedo(enc(x)))`` in [0, 1] (no view dependence: text-to-3D wants
   diffuse objects);
 * normals: the outward direction ``-grad(density) / |grad(density)|``, either *analytic* (autograd
@@ -30,6 +32,7 @@ from .isosurface import marching_tetrahedra
 
 _FN = "ImplicitVolume"
 DENSITY_ACTIVATIONS = ("softplus", "exp")
+DENSITY_BIASES = ("blob", "linear_blob")
 NORMAL_TYPES = ("finite_difference", "analytic")
 _FLOATS = (torch.float32, torch.float64)
 _EXP_CLAMP = 15.0
@@ -61,6 +64,12 @@ def trunc_exp(x: torch.Tensor) -> torch.Tensor:
 def blob_density(points: torch.Tensor, scale: float, std: float) -> torch.Tensor:
     """DreamFusion's density bias ``scale * exp(-|x|^2 / (2 std^2))`` for ``points [N, 3]`` -> ``[N]``."""
     return scale * torch.exp(-(points * points).sum(-1) / (2.0 * std * std))
+
+
+def linear_blob_density(points: torch.Tensor, scale: float, std: float) -> torch.Tensor:
+    """Magic3D's density bias ``scale * (1 - |x| / std)`` for ``points [N, 3]`` -> ``[N]``."""
+    # sqrt(|x|^2 + tiny) keeps the gradient finite at the origin (analytic normals).
+    return scale * (1.0 - torch.sqrt((points * points).sum(-1) + 1e-12) / std)
 
 
 def make_mlp(n_in: int, n_out: int, hidden_dim: int, n_hidden_layers: int, *, dtype=None,
@@ -104,8 +113,8 @@ class ImplicitVolume(nn.Module):
             ``n_output_dims``); a 16-level :class:`csdkit.HashGridEncoding` by default.
         hidden_dim, n_hidden_layers: size of each MLP head (ReLU).
         density_activation: ``"softplus"`` or ``"exp"`` (truncated exponential).
-        density_bias: ``"blob"`` (DreamFusion's Gaussian blob, see ``blob_scale``/``blob_std``), a
-            constant added to the pre-activation density, or None.
+        density_bias: ``"blob"`` (DreamFusion's Gaussian blob), ``"linear_blob"`` (Magic3D's cone,
+            see the module doc), a constant added to the pre-activation density, or None.
         blob_scale, blob_std: the blob's height and width (world units).
         normal_type: ``"finite_difference"`` (central differences, six extra density evaluations
             per point, first-order kernels suffice) or ``"analytic"`` (autograd gradient of the
@@ -141,9 +150,10 @@ class ImplicitVolume(nn.Module):
         check_int(_FN, "n_hidden_layers", n_hidden_layers, min_value=0)
         check_choice(_FN, "density_activation", density_activation, DENSITY_ACTIVATIONS)
         check_choice(_FN, "normal_type", normal_type, NORMAL_TYPES)
-        if not (density_bias is None or density_bias == "blob" or
+        if not (density_bias is None or density_bias in DENSITY_BIASES or
                 (isinstance(density_bias, (int, float)) and not isinstance(density_bias, bool))):
-            raise ValueError(f"{_FN}(): density_bias must be 'blob', a number or None, got {density_bias!r}")
+            raise ValueError(f"{_FN}(): density_bias must be 'blob', 'linear_blob', a number or None, "
+                             f"got {density_bias!r}")
         self.blob_scale = check_float(_FN, "blob_scale", blob_scale)
         self.blob_std = check_float(_FN, "blob_std", blob_std, min_value=1e-6)
         self.normal_eps = (0.005 * self.radius if normal_eps is None
@@ -186,6 +196,8 @@ class ImplicitVolume(nn.Module):
         raw = self.density_net(features).squeeze(-1)
         if self.density_bias == "blob":
             raw = raw + blob_density(points, self.blob_scale, self.blob_std)
+        elif self.density_bias == "linear_blob":
+            raw = raw + linear_blob_density(points, self.blob_scale, self.blob_std)
         elif self.density_bias is not None:
             raw = raw + self.density_bias
         return raw

@@ -196,3 +196,13 @@ def test_march_validation(device):
         ValueError, match=r"ray_aabb_intersect\(\): rays_o must be float32 or float64 \[R, 3\]"
     ):
         ops.ray_aabb_intersect(o[:, :2], d, 1.0)
+
+
+def test_march_same_samples_on_every_device(device):
+    """A seed gives the same samples on the CPU and on the GPU (products are never fused into FMAs)."""
+    o, d = _rays(64, "cpu")
+    grid = _sparse_grid("cpu", levels=2, frac=0.2)
+    cpu = ops.march_rays(o, d, grid, stratified=True, generator=5, n_samples=128)
+    grid_dev = _sparse_grid(device, levels=2, frac=0.2)
+    dev = ops.march_rays(o.to(device), d.to(device), grid_dev, stratified=True, generator=5, n_samples=128)
+    _assert_same_samples(cpu, tuple(x.cpu() for x in dev))

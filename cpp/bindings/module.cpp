@@ -50,6 +50,8 @@ PYBIND11_MODULE(_C, m) {
         py::arg("transmittance"), py::arg("alphas"), py::arg("d_weights"), py::arg("d_transmittance"),
         py::arg("d_alphas"), py::arg("d_input"), py::arg("d_tau"), py::arg("dtype"), py::arg("device"),
         py::arg("stream"));
+  m.def("volrend_check_packed", &volrend_check_packed, py::arg("packed_info"), py::arg("n_rays"),
+        py::arg("n_samples"));
   m.def("volrend_accumulate_forward", &volrend_accumulate_forward, py::arg("n_rays"), py::arg("n_samples"),
         py::arg("channels"), py::arg("packed_info"), py::arg("ray_indices"), py::arg("weights"), py::arg("values"),
         py::arg("out"), py::arg("dtype"), py::arg("device"), py::arg("stream"));

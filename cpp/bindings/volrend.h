@@ -134,6 +134,17 @@ inline void volrend_weights_backward(int64_t n_rays, int64_t n_samples, uintptr_
   });
 }
 
+// (status, covers_all) for a CPU packed_info; see csdkit::volrend::check_packed_info.
+inline py::tuple volrend_check_packed(uintptr_t packed_info, int64_t n_rays, int64_t n_samples) {
+  bool covers_all = false;
+  int status;
+  {
+    py::gil_scoped_release nogil;
+    status = csdkit::volrend::check_packed_info(ptr<const int64_t>(packed_info), n_rays, n_samples, &covers_all);
+  }
+  return py::make_tuple(status, covers_all);
+}
+
 template <typename T>
 csdkit::volrend::AccumulateArgs<T> accumulate_args(int64_t n_rays, int64_t n_samples, int channels,
                                                    uintptr_t packed_info, uintptr_t ray_indices, uintptr_t weights,

@@ -1,7 +1,10 @@
 // Volume-rendering compositing: dispatch and the CPU kernels (math in csdkit/volrend_compositing.h).
 // Every kernel is parallel over rays (each ray's samples are a contiguous range), so the CPU path
 // needs no atomics and is deterministic.
+#include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "csdkit/parallel.h"
 #include "csdkit/volrend_compositing.h"
@@ -37,6 +40,30 @@ void check_sizes(int64_t n_rays, int64_t n_samples, const void* packed_info, con
 }
 
 }  // namespace
+
+int check_packed_info(const int64_t* packed_info, int64_t n_rays, int64_t n_samples, bool* covers_all) {
+  int64_t total = 0, prev_end = 0;
+  bool ordered = true;
+  for (int64_t r = 0; r < n_rays; ++r) {
+    const int64_t start = packed_info[2 * r], count = packed_info[2 * r + 1];
+    if (start < 0 || count < 0) return 1;
+    if (count == 0) continue;
+    if (start > n_samples - count) return 2;
+    ordered = ordered && start >= prev_end;
+    prev_end = start + count;
+    total += count;
+  }
+  if (!ordered) {
+    std::vector<std::pair<int64_t, int64_t>> ranges;
+    for (int64_t r = 0; r < n_rays; ++r)
+      if (packed_info[2 * r + 1] > 0) ranges.emplace_back(packed_info[2 * r], packed_info[2 * r + 1]);
+    std::sort(ranges.begin(), ranges.end());
+    for (size_t k = 1; k < ranges.size(); ++k)
+      if (ranges[k].first < ranges[k - 1].first + ranges[k - 1].second) return 3;
+  }
+  if (covers_all) *covers_all = total == n_samples;
+  return 0;
+}
 
 template <typename T>
 void weights_forward_cpu(const WeightsArgs<T>& a) {
@@ -97,8 +124,7 @@ void accumulate_backward_cpu(const AccumulateArgs<T>& a) {
       for (int64_t r = rb; r < re; ++r) {
         int64_t begin, end;
         ray_range(a.packed_info, r, a.n_samples, "volrend::accumulate_backward", &begin, &end);
-        for (int64_t i = begin; i < end; ++i)
-          accumulate_backward_sample<T>(i, C, a.weights, a.values, a.d_out + r * C, a.d_weights, a.d_values);
+        accumulate_backward_ray<T>(begin, end, C, a.weights, a.values, a.d_out + r * C, a.d_weights, a.d_values);
       }
     });
     return;
@@ -134,8 +160,7 @@ void weights_backward(const WeightsBackwardArgs<T>& a, Device dev) {
   const char* fn = "volrend::weights_backward";
   check_sizes(a.n_rays, a.n_samples, a.packed_info, fn);
   check_arg(a.mode == kFromDensity || a.mode == kFromAlpha, fn, "mode must be 0 (density) or 1 (alpha)");
-  check_arg(a.n_samples == 0 || (a.transmittance && a.alphas && a.d_weights && a.d_transmittance), fn,
-            "transmittance, alphas, d_weights and d_transmittance must not be null");
+  check_arg(a.n_samples == 0 || (a.transmittance && a.alphas), fn, "transmittance and alphas must not be null");
   check_arg(a.mode == kFromAlpha || a.n_samples == 0 || (a.t_starts && a.t_ends), fn,
             "t_starts and t_ends must not be null in density mode");
   if (a.n_rays == 0 || (!a.d_input && !a.d_tau)) return;

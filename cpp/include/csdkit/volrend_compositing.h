@@ -61,23 +61,26 @@ CSDKIT_HD void weights_forward_ray(int mode, int64_t begin, int64_t end, const T
 // Backward along one ray from the saved transmittance and alphas. A sample was rendered iff its
 // saved transmittance is >= eps (skipped samples were saved as 0 < eps; with eps = 0 all were
 // rendered). Writes d_input (d sigma or d alpha) and, in density mode, optionally d_tau.
+// Null cotangents g_w / g_t / g_a stand for zeros.
 template <typename T>
 CSDKIT_HD void weights_backward_ray(int mode, int64_t begin, int64_t end, const T* t_starts, const T* t_ends,
                                     double eps, const T* trans, const T* alphas, const T* g_w, const T* g_t,
                                     const T* g_a, T* d_input, T* d_tau) {
   using A = typename Acc<T>::type;
   const T stop = T(eps);
+  // Skipped samples form a suffix of the ray: zero their gradients, then run the reverse pass.
+  int64_t last = end;
+  while (last > begin && trans[last - 1] < stop) --last;
+  for (int64_t k = last; k < end; ++k) {
+    if (d_input) d_input[k] = T(0);
+    if (d_tau) d_tau[k] = T(0);
+  }
   A b = A(0);
-  for (int64_t k = end - 1; k >= begin; --k) {
-    if (trans[k] < stop) {
-      if (d_input) d_input[k] = T(0);
-      if (d_tau) d_tau[k] = T(0);
-      continue;
-    }
+  for (int64_t k = last - 1; k >= begin; --k) {
     const A tk = A(trans[k]);
     const A ak = A(alphas[k]);
     const A ek = A(1) - ak;
-    const A gwk = A(g_w[k]);
+    const A gwk = g_w ? A(g_w[k]) : A(0);
     A d = tk * (gwk - b);
     if (mode == kFromDensity) {
       d = ek * (d + (g_a ? A(g_a[k]) : A(0)));
@@ -86,23 +89,57 @@ CSDKIT_HD void weights_backward_ray(int mode, int64_t begin, int64_t end, const 
     } else if (d_input) {
       d_input[k] = T(d);
     }
-    b = gwk * ak + A(g_t[k]) + ek * b;
+    b = gwk * ak + (g_t ? A(g_t[k]) : A(0)) + ek * b;
   }
 }
 
 // Per-ray weighted sum of C channels: out[c] = sum_i w_i * values[i, c] (values nullptr: weights).
+// Sums live in registers, in two interleaved partial sums (even / odd samples) so that the adds
+// pipeline; the order is fixed, so results are deterministic.
+constexpr int kAccChannels = 4;  // channels kept in registers by the fixed-size paths
+
+template <typename T, int C>
+CSDKIT_HD void accumulate_ray_fixed(int64_t begin, int64_t end, const T* weights, const T* values, T* out) {
+  T acc0[C] = {}, acc1[C] = {};
+  int64_t i = begin;
+  for (; i + 1 < end; i += 2) {
+    const T w0 = weights[i], w1 = weights[i + 1];
+    const T* v0 = values + i * C;
+    for (int c = 0; c < C; ++c) {
+      acc0[c] += w0 * v0[c];
+      acc1[c] += w1 * v0[C + c];
+    }
+  }
+  if (i < end)
+    for (int c = 0; c < C; ++c) acc0[c] += weights[i] * values[i * C + c];
+  for (int c = 0; c < C; ++c) out[c] = acc0[c] + acc1[c];
+}
+
 template <typename T>
 CSDKIT_HD void accumulate_ray(int64_t begin, int64_t end, int channels, const T* weights, const T* values,
                               T* out) {
-  for (int c = 0; c < channels; ++c) out[c] = T(0);
-  for (int64_t i = begin; i < end; ++i) {
-    const T w = weights[i];
-    if (values) {
-      const T* v = values + i * channels;
-      for (int c = 0; c < channels; ++c) out[c] += w * v[c];
-    } else {
-      out[0] += w;
+  if (!values) {
+    T acc0 = T(0), acc1 = T(0);
+    int64_t i = begin;
+    for (; i + 1 < end; i += 2) {
+      acc0 += weights[i];
+      acc1 += weights[i + 1];
     }
+    if (i < end) acc0 += weights[i];
+    out[0] = acc0 + acc1;
+    return;
+  }
+  switch (channels) {
+    case 1: return accumulate_ray_fixed<T, 1>(begin, end, weights, values, out);
+    case 2: return accumulate_ray_fixed<T, 2>(begin, end, weights, values, out);
+    case 3: return accumulate_ray_fixed<T, 3>(begin, end, weights, values, out);
+    case 4: return accumulate_ray_fixed<T, 4>(begin, end, weights, values, out);
+    default: break;
+  }
+  for (int c = 0; c < channels; ++c) {
+    T acc = T(0);
+    for (int64_t i = begin; i < end; ++i) acc += weights[i] * values[i * channels + c];
+    out[c] = acc;
   }
 }
 
@@ -113,14 +150,57 @@ CSDKIT_HD void accumulate_backward_sample(int64_t i, int channels, const T* weig
   if (d_weights) {
     if (values) {
       T acc = T(0);
-      for (int c = 0; c < channels; ++c) acc += g_ray[c] * values[i * channels + c];
+      const T* v = values + i * channels;
+      for (int c = 0; c < channels; ++c) acc += g_ray[c] * v[c];
       d_weights[i] = acc;
     } else {
       d_weights[i] = g_ray[0];
     }
   }
+  if (d_values) {
+    const T w = weights[i];
+    T* dv = d_values + i * channels;
+    for (int c = 0; c < channels; ++c) dv[c] = w * g_ray[c];
+  }
+}
+
+// Backward of one ray's samples [begin, end) with the ray's output gradient g_ray[C].
+template <typename T, int C>
+CSDKIT_HD void accumulate_backward_ray_fixed(int64_t begin, int64_t end, const T* weights, const T* values,
+                                             const T* g_ray, T* d_weights, T* d_values) {
+  T g[C];
+  for (int c = 0; c < C; ++c) g[c] = g_ray[c];  // in registers: the outputs cannot alias them
+  if (d_weights)
+    for (int64_t i = begin; i < end; ++i) {
+      T acc = T(0);
+      for (int c = 0; c < C; ++c) acc += g[c] * values[i * C + c];
+      d_weights[i] = acc;
+    }
   if (d_values)
-    for (int c = 0; c < channels; ++c) d_values[i * channels + c] = weights[i] * g_ray[c];
+    for (int64_t i = begin; i < end; ++i) {
+      const T w = weights[i];
+      for (int c = 0; c < C; ++c) d_values[i * C + c] = w * g[c];
+    }
+}
+
+template <typename T>
+CSDKIT_HD void accumulate_backward_ray(int64_t begin, int64_t end, int channels, const T* weights, const T* values,
+                                       const T* g_ray, T* d_weights, T* d_values) {
+  if (!values) {
+    const T g = g_ray[0];
+    if (d_weights)
+      for (int64_t i = begin; i < end; ++i) d_weights[i] = g;
+    return;
+  }
+  switch (channels) {
+    case 1: return accumulate_backward_ray_fixed<T, 1>(begin, end, weights, values, g_ray, d_weights, d_values);
+    case 2: return accumulate_backward_ray_fixed<T, 2>(begin, end, weights, values, g_ray, d_weights, d_values);
+    case 3: return accumulate_backward_ray_fixed<T, 3>(begin, end, weights, values, g_ray, d_weights, d_values);
+    case 4: return accumulate_backward_ray_fixed<T, 4>(begin, end, weights, values, g_ray, d_weights, d_values);
+    default: break;
+  }
+  for (int64_t i = begin; i < end; ++i)
+    accumulate_backward_sample<T>(i, channels, weights, values, g_ray, d_weights, d_values);
 }
 
 // ---- ops ----------------------------------------------------------------------------------------
@@ -151,8 +231,8 @@ struct WeightsBackwardArgs {
   double early_stop_eps = 1e-4;          // as in the forward
   const T* transmittance = nullptr;      // [S] saved forward output
   const T* alphas = nullptr;             // [S] saved forward output (alpha mode: the input)
-  const T* d_weights = nullptr;          // [S] cotangent
-  const T* d_transmittance = nullptr;    // [S] cotangent
+  const T* d_weights = nullptr;          // [S] cotangent (nullptr = 0)
+  const T* d_transmittance = nullptr;    // [S] cotangent (nullptr = 0)
   const T* d_alphas = nullptr;           // [S] cotangent (density mode; nullptr = 0)
   T* d_input = nullptr;                  // [S] out: d sigma or d alpha (nullptr: not needed)
   T* d_tau = nullptr;                    // [S] out: d (sigma * delta) (density mode; nullptr: not needed)
@@ -172,6 +252,11 @@ struct AccumulateArgs {
   T* d_weights = nullptr;                // [S] out (backward; nullptr: not needed)
   T* d_values = nullptr;                 // [S, channels] out (backward; nullptr: not needed)
 };
+
+// Validation of packed_info on the host (CPU memory): 0 = valid, 1 = a negative start or count,
+// 2 = a range beyond n_samples, 3 = overlapping ranges. *covers_all tells whether every sample
+// belongs to a ray. O(n_rays), plus a sort when the non-empty ranges are not in order.
+int check_packed_info(const int64_t* packed_info, int64_t n_rays, int64_t n_samples, bool* covers_all);
 
 template <typename T>
 void weights_forward(const WeightsArgs<T>& args, Device dev = {});

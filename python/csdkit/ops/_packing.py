@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import _native
 from ._checks import check_int, check_tensor, describe
 
 _INDEX_DTYPES = (torch.int32, torch.int64)
@@ -26,6 +27,14 @@ def check_packed_info(fn: str, packed_info, n_samples: int, device: torch.device
     info = packed_info.to(torch.long).contiguous()
     if info.shape[0] == 0:
         return info, n_samples == 0
+    if info.device.type == "cpu" and _native.use_native(info.device):
+        # One O(R) pass in C++: small torch index ops can stall on a busy machine.
+        status, full = _native.native().volrend_check_packed(info.data_ptr(), info.shape[0], n_samples)
+        if status != 0:
+            bad = {1: "negative start or count", 2: f"a range beyond the {n_samples} samples",
+                   3: "overlapping ranges"}[status]
+            _raise_packed(fn, name, n_samples, bad, packed_info)
+        return info, bool(full)
     starts, counts = info[:, 0], info[:, 1]
     nonempty = counts > 0
     s = starts[nonempty]
@@ -38,11 +47,15 @@ def check_packed_info(fn: str, packed_info, n_samples: int, device: torch.device
         bad = "negative start or count" if bool((info < 0).any()) else (
             f"a range beyond the {n_samples} samples" if bool(((starts + counts) > n_samples).any())
             else "overlapping ranges")
-        raise ValueError(
-            f"{fn}(): {name} must hold non-overlapping (start, count) ranges within the {n_samples} samples, "
-            f"got {bad} ({describe(packed_info)})"
-        )
+        _raise_packed(fn, name, n_samples, bad, packed_info)
     return info, bool(full)
+
+
+def _raise_packed(fn: str, name: str, n_samples: int, bad: str, packed_info: torch.Tensor) -> None:
+    raise ValueError(
+        f"{fn}(): {name} must hold non-overlapping (start, count) ranges within the {n_samples} samples, "
+        f"got {bad} ({describe(packed_info)})"
+    )
 
 
 def packed_info_from_ray_indices(fn: str, ray_indices, n_rays, n_samples: int,

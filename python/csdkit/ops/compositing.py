@@ -57,6 +57,7 @@ class _WeightsFromDensity(torch.autograd.Function):
         )
         ctx.save_for_backward(t_starts, t_ends, sigmas, packed_info, weights, trans, alphas)
         ctx.eps, ctx.full = eps, full
+        ctx.set_materialize_grads(False)  # unused outputs give None (read as 0 by the kernel, no memset)
         return weights, trans, alphas
 
     @staticmethod
@@ -65,10 +66,10 @@ class _WeightsFromDensity(torch.autograd.Function):
         t_starts, t_ends, sigmas, packed_info, weights, trans, alphas = ctx.saved_tensors
         need_t = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         need_s = ctx.needs_input_grad[2]
-        if not (need_t or need_s):
+        if not (need_t or need_s) or (g_w is None and g_t is None and g_a is None):
             return None, None, None, None, None, None
         fn = "render_weight_from_density"
-        g = [x.contiguous() if x is not None else torch.zeros_like(sigmas) for x in (g_w, g_t, g_a)]
+        g = [x.contiguous() if x is not None else None for x in (g_w, g_t, g_a)]  # None: zero cotangent
         new = torch.empty_like if ctx.full else torch.zeros_like
         d_sigmas = new(sigmas) if need_s else None
         d_tau = new(sigmas) if need_t else None
@@ -127,16 +128,17 @@ class _WeightsFromAlpha(torch.autograd.Function):
         )
         ctx.save_for_backward(alphas, packed_info, trans)
         ctx.eps, ctx.full = eps, full
+        ctx.set_materialize_grads(False)
         return weights, trans
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_w, g_t):
         alphas, packed_info, trans = ctx.saved_tensors
-        if not ctx.needs_input_grad[0]:
+        if not ctx.needs_input_grad[0] or (g_w is None and g_t is None):
             return None, None, None, None
         fn = "render_weight_from_alpha"
-        g = [x.contiguous() if x is not None else torch.zeros_like(alphas) for x in (g_w, g_t)]
+        g = [x.contiguous() if x is not None else None for x in (g_w, g_t)]  # None: zero cotangent
         d_alphas = (torch.empty_like if ctx.full else torch.zeros_like)(alphas)
         device, stream = _native.device_args(alphas)
         _native.native().volrend_weights_backward(

@@ -26,8 +26,8 @@ def _padded_index(packed_info: torch.Tensor, n_samples: int) -> tuple[torch.Tens
 
 
 def _to_padded(values: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    if values.numel() == 0:
-        return values.new_zeros(index.shape)
+    if values.numel() == 0:  # keep the (empty) autograd connection
+        return values.new_zeros(index.shape) + values.sum() * 0
     return torch.where(mask, values[index], values.new_zeros(()))
 
 

@@ -247,6 +247,8 @@ def test_bad_inputs():
         r.render(ball, cams, shading="phong")
     with pytest.raises(ValueError, match=r"one light per camera \(2\), got 1 lights"):
         r.render(ball, cams, shading="lambertian", lights=PointLights.at([0.0, 2.0, 0.0]))
+    with pytest.raises(TypeError, match=r"lights must be csdkit.PointLights or None, got tuple"):
+        r.render(ball, cams, shading="textureless", lights=(0.0, 2.0, 0.0))
     with pytest.raises(ValueError, match="needs normals, but with_normals=False"):
         r.render(ball, cams, shading="normal", with_normals=False)
     with pytest.raises(TypeError, match="geometry must have a positive float radius"):

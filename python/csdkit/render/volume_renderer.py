@@ -188,15 +188,17 @@ class VolumeRenderer:
             raise ValueError(f"{fn}(): cameras are on {cameras.device} but the geometry is on {device}")
         h, w = self.resolution if resolution is None else _resolution(fn, resolution)
         need_normals = NEEDS_NORMALS[shading] if with_normals is None else bool(with_normals)
-        if shading != "albedo" and NEEDS_NORMALS[shading] and not need_normals:
+        if NEEDS_NORMALS[shading] and not need_normals:
             raise ValueError(f"{fn}(): shading={shading!r} needs normals, but with_normals=False")
         if NEEDS_LIGHTS[shading]:
             if lights is None:
                 lights = PointLights.at(cameras.position)
-            if not isinstance(lights, PointLights) or len(lights) != len(cameras):
-                got = f"{len(lights)} lights" if isinstance(lights, PointLights) else type(lights).__name__
+            if not isinstance(lights, PointLights):
+                raise TypeError(f"{fn}(): lights must be csdkit.PointLights or None, "
+                                f"got {type(lights).__name__}")
+            if len(lights) != len(cameras):
                 raise ValueError(f"{fn}(): lights must be PointLights with one light per camera "
-                                 f"({len(cameras)}), got {got}")
+                                 f"({len(cameras)}), got {len(lights)} lights")
             lights = lights.to(device, dtype)
         bg = self.background if background is None else as_background(background)
         grid = self.occupancy_grid(geometry)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from raster_scenes import icosphere, orbit_clip, triangle_soup
+
 from csdkit.ops import interpolate, rasterize
 from csdkit.ops.reference.interpolate import interpolate_reference, interpolate_with_positions_reference
 from csdkit.ops.reference.rasterize import rasterize_reference
-from raster_scenes import icosphere, orbit_clip, triangle_soup
 
 DTYPES = [pytest.param(torch.float32, id="f32"), pytest.param(torch.float64, id="f64")]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import csdkit
 import pytest
 import torch
+from raster_scenes import cast_rays_nearest, icosphere, orbit_clip, triangle_soup
+
+import csdkit
 from csdkit.ops import rasterize
 from csdkit.ops.reference.rasterize import coverage_masks, rasterize_reference
 from csdkit.render.cameras import Cameras
-from raster_scenes import cast_rays_nearest, icosphere, orbit_clip, triangle_soup
 
 DTYPES = [pytest.param(torch.float32, id="f32"), pytest.param(torch.float64, id="f64")]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from csdkit.ops import build_mipmaps, texture
 from csdkit.ops.reference.texture import BOUNDARIES, FILTERS, texture_reference, uv_derivatives_fd
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from csdkit.ops import interpolate, rasterize, texture
 from csdkit.ops.reference import interpolate_reference, rasterize_reference, texture_reference
 from csdkit.render.cameras import Cameras

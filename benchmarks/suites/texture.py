@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 
 import torch
-from harness import Case
 
 import csdkit
 from csdkit.geometry.primitives import demo_vase
 from csdkit.geometry.textured_mesh import TexturedMesh
 from csdkit.guidance.presets import guidance_preset
 from csdkit.pipelines.models import MINI_DEFAULTS, SD_DEFAULTS
+from harness import Case
 
 
 def _setup(device: str):

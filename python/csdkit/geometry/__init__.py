@@ -1,5 +1,11 @@
-"""Geometry containers: :class:`Mesh` (triangle mesh with UVs, colours, texture), its I/O and clean-up."""
+"""Geometry: :class:`Mesh` (triangle mesh with UVs, colours, texture), :class:`TexturedMesh` (a mesh with a
+learnable texture), :class:`ImplicitVolume` (hash-grid NeRF), isosurfaces and regularizers."""
 
+from .implicit_volume import ImplicitVolume, Isosurface
+from .isosurface import marching_tetrahedra
 from .mesh import Mesh, MeshWarning
+from .regularizers import VolumeRegularizers, opacity_entropy_loss, orientation_loss, sparsity_loss
+from .textured_mesh import TexturedMesh
 
-__all__ = ["Mesh", "MeshWarning"]
+__all__ = ["ImplicitVolume", "Isosurface", "Mesh", "MeshWarning", "TexturedMesh", "VolumeRegularizers",
+           "marching_tetrahedra", "opacity_entropy_loss", "orientation_loss", "sparsity_loss"]

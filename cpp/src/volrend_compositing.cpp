@@ -177,7 +177,7 @@ void accumulate_forward(const AccumulateArgs<T>& a, Device dev) {
   check_arg(a.n_rays == 0 || a.packed_info || a.ray_indices || a.n_samples == 0, fn,
             "give packed_info or ray_indices");
   check_arg(a.n_samples == 0 || a.weights, fn, "weights must not be null");
-  check_arg(a.values || a.channels == 1, fn, "channels must be 1 when values is null");
+  check_arg(a.n_samples == 0 || a.values || a.channels == 1, fn, "channels must be 1 when values is null");
   check_arg(a.n_rays == 0 || a.out, fn, "out must not be null");
   if (a.n_rays == 0) return;
   if (dev.is_cuda())
@@ -193,7 +193,7 @@ void accumulate_backward(const AccumulateArgs<T>& a, Device dev) {
   check_arg(a.n_rays == 0 || a.packed_info || a.ray_indices || a.n_samples == 0, fn,
             "give packed_info or ray_indices");
   check_arg(a.n_samples == 0 || (a.weights && a.d_out), fn, "weights and d_out must not be null");
-  check_arg(!a.d_values || a.values, fn, "d_values needs values");
+  check_arg(a.n_samples == 0 || !a.d_values || a.values, fn, "d_values needs values");
   if (a.n_rays == 0 || a.n_samples == 0 || (!a.d_weights && !a.d_values)) return;
   if (dev.is_cuda())
     accumulate_backward_cuda<T>(a, dev);

@@ -127,6 +127,9 @@ CSDKIT_HD void accumulate_ray(int64_t begin, int64_t end, int channels, const T*
     }
     if (i < end) acc0 += weights[i];
     out[0] = acc0 + acc1;
+    // values is null for weight sums (channels == 1) and when there are no samples at all (empty
+    // tensors have no data): the remaining channels of such a ray are zero.
+    for (int c = 1; c < channels; ++c) out[c] = T(0);
     return;
   }
   switch (channels) {

@@ -16,6 +16,7 @@ from csdkit.guidance.mini.evaluate import (
     foreground_mean_color,
     implicit_classifier,
     nearest_color,
+    nearest_hue,
     sampling_accuracy,
 )
 from csdkit.guidance.mini.sample import sample
@@ -34,6 +35,8 @@ def test_foreground_colour_of_a_synthetic_disc():
     torch.testing.assert_close(foreground_mean_color(img)[0], torch.tensor([0.9, 0.1, 0.1]))
     refs = reference_colors(32, per_color=4)
     assert nearest_color(refs, refs) == list(COLORS)
+    pastel = torch.tensor([[0.33, 0.73, 0.35], [0.5, 0.5, 0.52], [0.7, 0.4, 0.4]])
+    assert nearest_hue(pastel, refs) == ["green", "neutral", "red"]
 
 
 def test_implicit_classifier_knows_the_colours(prior):
@@ -64,4 +67,4 @@ def test_csd_turns_a_grey_image_green(prior):
     r, g, b = res["mean_color"].tolist()
     assert res["image"].shape == (3, 64, 64)
     assert g > r + 0.05 and g > b + 0.05, res["mean_color"]
-    assert res["nearest"] == "green", res
+    assert res["hue"] == "green", res

@@ -1,6 +1,6 @@
 """MiniPrior: csdkit's small embedded text-to-image diffusion model (a toy that knows colours,
 patterns and primitive shapes), its procedural training data, training script and evaluation."""
 
-from .prior import MiniPrior
+from .prior import DEFAULT_PRIOR_NOTICE, MiniPrior
 
-__all__ = ["MiniPrior"]
+__all__ = ["DEFAULT_PRIOR_NOTICE", "MiniPrior"]

@@ -103,6 +103,24 @@ def nearest_color(rgb: torch.Tensor, refs: torch.Tensor) -> list[str]:
     return [COLORS[int(i)] for i in torch.cdist(rgb.float(), refs.float()).argmin(1)]
 
 
+def nearest_hue(rgb: torch.Tensor, refs: torch.Tensor, min_chroma: float = 0.05) -> list[str]:
+    """Palette colour whose hue is closest to each row of ``rgb [B, 3]``, ignoring lightness and
+    saturation: the grey part (the smallest channel) is removed from both sides and directions are
+    compared by cosine. Only chromatic references (chroma > 0.15) compete; a row with chroma below
+    ``min_chroma`` is ``"neutral"``. Suited to pastel colours, e.g. a grey image partly pulled green.
+    """
+    def chroma(c: torch.Tensor) -> torch.Tensor:
+        return c - c.amin(-1, keepdim=True)
+
+    ref_c = chroma(refs.float())
+    keep = ref_c.amax(-1) > 0.15
+    names = [c for c, k in zip(COLORS, keep.tolist(), strict=True) if k]
+    dirs = torch.nn.functional.normalize(ref_c[keep], dim=-1)
+    c = chroma(rgb.float())
+    best = (torch.nn.functional.normalize(c, dim=-1) @ dirs.T).argmax(1)
+    return [names[int(i)] if float(c[j].amax()) >= min_chroma else "neutral" for j, i in enumerate(best)]
+
+
 def sampling_accuracy(prior: DiffusionPrior, per_color: int = 4, guidance: float = 3.0, steps: int = 100,
                       seed: int = EVAL_SEED, shape: str = "sphere") -> dict:
     """Samples ``per_color`` images of ``"a {colour} {shape}"`` per colour; a colour counts as right
@@ -148,7 +166,8 @@ def csd_sanity(prior: DiffusionPrior, prompt: str = "a green cube", iters: int =
     ``grad`` with :func:`csd_gradient`, and applies the loss trick ``loss = 0.5 * ||x - sg(x - grad)||^2``
     through ``prior.encode`` (resize + affine), with Adam on the image pixels.
 
-    Returns ``{"image": [3, size, size] in [0, 1], "mean_color": [3], "nearest": name}``.
+    Returns ``{"image": [3, size, size] in [0, 1], "mean_color": [3], "nearest": name, "hue": name}``
+    (``nearest``: :func:`nearest_color` of the mean colour; ``hue``: :func:`nearest_hue`).
     """
     g = torch.Generator().manual_seed(seed)
     image = torch.full((1, 3, size, size), 0.5, device=prior.device, requires_grad=True)
@@ -168,8 +187,9 @@ def csd_sanity(prior: DiffusionPrior, prompt: str = "a green cube", iters: int =
             image.clamp_(0, 1)
     final = image.detach()[0].cpu()
     mean = final.mean((1, 2))
-    return {"image": final, "mean_color": mean,
-            "nearest": nearest_color(mean[None], reference_colors(prior.resolution))[0]}
+    refs = reference_colors(prior.resolution)
+    return {"image": final, "mean_color": mean, "nearest": nearest_color(mean[None], refs)[0],
+            "hue": nearest_hue(mean[None], refs)[0]}
 
 
 def _save_grid(images: torch.Tensor, cols: int, path: Path, scale: int = 3) -> None:
@@ -217,7 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     for prompt in ("a green cube", "a blue sphere", "a red torus", "a yellow cone"):
         r = csd_sanity(prior, prompt)
         finals.append(r["image"])
-        csd[prompt] = {"nearest": r["nearest"], "mean_color": [round(v, 3) for v in r["mean_color"].tolist()]}
+        csd[prompt] = {"nearest": r["nearest"], "hue": r["hue"],
+                       "mean_color": [round(v, 3) for v in r["mean_color"].tolist()]}
     _save_grid(torch.stack(finals), len(finals), out / "miniprior_csd.png", scale=2)
     report["csd"] = csd
     print("csd:", json.dumps(csd), flush=True)

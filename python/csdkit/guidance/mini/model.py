@@ -28,6 +28,10 @@ class MiniPriorConfig:
     cross_attention_dim: int = 64
     attention_head_dim: int = 8
     norm_num_groups: int = 16
+    # Also feed the text encoder's first-token output (a pooled summary of the prompt) through a
+    # projection into the U-Net's timestep embedding, so every ResNet block sees the prompt (colour
+    # is a global property; cross-attention alone learns it much more slowly).
+    global_text: bool = True
     vocab: tuple[str, ...] = field(default_factory=lambda: VOCAB)
     max_tokens: int = MAX_TOKENS
     num_train_timesteps: int = 1000
@@ -42,6 +46,7 @@ class MiniPriorConfig:
         data = json.loads(text)
         for key in ("block_out_channels", "down_block_types", "up_block_types", "vocab"):
             data[key] = tuple(data[key])
+        data.setdefault("global_text", False)  # configs written before the option existed
         return cls(**data)
 
     @classmethod
@@ -70,13 +75,16 @@ class MiniDenoiser(nn.Module):
             down_block_types=tuple(cfg.down_block_types), up_block_types=tuple(cfg.up_block_types),
             layers_per_block=cfg.layers_per_block, cross_attention_dim=cfg.cross_attention_dim,
             attention_head_dim=cfg.attention_head_dim, norm_num_groups=cfg.norm_num_groups,
+            class_embed_type="projection" if cfg.global_text else None,
+            projection_class_embeddings_input_dim=cfg.cross_attention_dim if cfg.global_text else None,
         )
 
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         return self.text(ids)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        return self.unet(x_t, t, encoder_hidden_states=context, return_dict=False)[0]
+        pooled = context[:, 0] if self.cfg.global_text else None
+        return self.unet(x_t, t, encoder_hidden_states=context, class_labels=pooled, return_dict=False)[0]
 
 
 def count_parameters(module: nn.Module) -> int:

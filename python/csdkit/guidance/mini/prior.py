@@ -13,6 +13,9 @@ from .text import WordTokenizer
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 WEIGHTS, CONFIG, VOCAB_FILE = "miniprior.safetensors", "miniprior_config.json", "miniprior_vocab.json"
+# The one line a command-line tool prints when it falls back to the MiniPrior (no --model given).
+DEFAULT_PRIOR_NOTICE = ("No --model given: using the embedded MiniPrior, a 32x32 toy that knows 12 colours, "
+                        "stripes/checkers/dots and 5 primitive shapes (docs/miniprior.md).")
 
 
 def _check_images(fn: str, name: str, x: object, channels: int | None = 3) -> torch.Tensor:

@@ -31,7 +31,7 @@ def bumpy_sphere(n_triangles: int, device: str) -> tuple[torch.Tensor, torch.Ten
     """About ``n_triangles`` triangles: vertices ``[V, 3]``, int32 faces ``[T, 3]``, uv ``[V, 2]``."""
     import trimesh
 
-    k = max(4, int(round(math.sqrt(n_triangles / 2))))
+    k = max(4, int(round(math.sqrt(n_triangles / 4))))  # trimesh: about 4 k^2 triangles
     m = trimesh.creation.uv_sphere(radius=1.0, count=[k, k])
     v = torch.tensor(m.vertices, dtype=torch.float32)
     v = v * (1 + 0.1 * torch.sin(8 * v[:, :1]) * torch.cos(6 * v[:, 1:2]))
@@ -103,7 +103,7 @@ def _reference_ops():
 
 def _small_cases(device: str, cams: Cameras) -> list[Case]:
     """A case small enough for the pure-PyTorch reference (dense pixels x triangles) as baseline."""
-    verts, faces, uv = bumpy_sphere(600, device)
+    verts, faces, uv = bumpy_sphere(1000, device)
     pos = cams.project(verts).contiguous()
     res = 48
     name = f"{faces.shape[0]}/{res}"

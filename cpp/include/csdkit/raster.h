@@ -146,33 +146,39 @@ struct TriSetup {
   T inv_area, z0, dz1, dz2;
 };
 
+// Inclusive range of the pixels whose centres lie inside the snapped bounds [xmin, xmax] x
+// [ymin, ymax], clipped to the image columns and the rows [row_begin, row_end). False if empty:
+// most small triangles contain no pixel centre at all, so this cheap test comes first.
+CSDKIT_HD bool pixel_bounds(int64_t xmin, int64_t xmax, int64_t ymin, int64_t ymax, int width, int row_begin,
+                            int row_end, int64_t* x0, int64_t* x1, int64_t* y0, int64_t* y1) {
+  const int64_t half = kSubpixel / 2;
+  *x0 = ceil_div(xmin - half, kSubpixel);
+  *x1 = floor_div(xmax - half, kSubpixel);
+  *y0 = ceil_div(ymin - half, kSubpixel);
+  *y1 = floor_div(ymax - half, kSubpixel);
+  if (*x0 < 0) *x0 = 0;
+  if (*x1 > width - 1) *x1 = width - 1;
+  if (*y0 < row_begin) *y0 = row_begin;
+  if (*y1 > row_end - 1) *y1 = row_end - 1;
+  return *x0 <= *x1 && *y0 <= *y1;
+}
+
 // Orients, bounds and sets up the edge functions of t for rows [row_begin, row_end). Returns
 // false when no pixel centre there can be covered (zero area or empty bounding box).
 template <typename T>
-CSDKIT_HD bool setup_triangle(ScreenTri<T> t, int width, int row_begin, int row_end, TriSetup<T>* s) {
-  // Bounding box first: most small triangles contain no pixel centre at all.
-  const int64_t half = kSubpixel / 2;
-  s->x0 = ceil_div(min3(t.X[0], t.X[1], t.X[2]) - half, kSubpixel);
-  s->x1 = floor_div(max3(t.X[0], t.X[1], t.X[2]) - half, kSubpixel);
-  s->y0 = ceil_div(min3(t.Y[0], t.Y[1], t.Y[2]) - half, kSubpixel);
-  s->y1 = floor_div(max3(t.Y[0], t.Y[1], t.Y[2]) - half, kSubpixel);
-  if (s->x0 < 0) s->x0 = 0;
-  if (s->x1 > width - 1) s->x1 = width - 1;
-  if (s->y0 < row_begin) s->y0 = row_begin;
-  if (s->y1 > row_end - 1) s->y1 = row_end - 1;
-  if (s->x0 > s->x1 || s->y0 > s->y1) return false;
+CSDKIT_HD bool setup_triangle(const ScreenTri<T>& t, int width, int row_begin, int row_end, TriSetup<T>* s) {
+  if (!pixel_bounds(min3(t.X[0], t.X[1], t.X[2]), max3(t.X[0], t.X[1], t.X[2]), min3(t.Y[0], t.Y[1], t.Y[2]),
+                    max3(t.Y[0], t.Y[1], t.Y[2]), width, row_begin, row_end, &s->x0, &s->x1, &s->y0, &s->y1))
+    return false;
   int64_t area = (t.X[1] - t.X[0]) * (t.Y[2] - t.Y[0]) - (t.Y[1] - t.Y[0]) * (t.X[2] - t.X[0]);
   if (area == 0) return false;
-  if (area < 0) {
-    int64_t tx = t.X[1], ty = t.Y[1];
-    T tz = t.z[1];
-    t.X[1] = t.X[2], t.Y[1] = t.Y[2], t.z[1] = t.z[2];
-    t.X[2] = tx, t.Y[2] = ty, t.z[2] = tz;
-    area = -area;
-  }
+  // Counter-clockwise order of the vertices: (0, 1, 2), or (0, 2, 1) for a negative area.
+  const int o[3] = {0, area > 0 ? 1 : 2, area > 0 ? 2 : 1};
+  if (area < 0) area = -area;
+  const int64_t half = kSubpixel / 2;
   const int64_t px = s->x0 * kSubpixel + half, py = s->y0 * kSubpixel + half;
   for (int i = 0; i < 3; ++i) {
-    const int j = (i + 1) % 3, k = (i + 2) % 3;  // edge i runs from vertex j to vertex k
+    const int j = o[(i + 1) % 3], k = o[(i + 2) % 3];  // edge i runs from vertex j to vertex k
     const int64_t dx = t.X[k] - t.X[j], dy = t.Y[k] - t.Y[j];
     const bool owner = dy > 0 || (dy == 0 && dx < 0);
     s->bias[i] = owner ? 0 : 1;
@@ -182,8 +188,8 @@ CSDKIT_HD bool setup_triangle(ScreenTri<T> t, int width, int row_begin, int row_
   }
   s->inv_area = T(1) / T(area);
   s->z0 = t.z[0];
-  s->dz1 = sub_rn(t.z[1], t.z[0]);
-  s->dz2 = sub_rn(t.z[2], t.z[0]);
+  s->dz1 = sub_rn(t.z[o[1]], t.z[0]);
+  s->dz2 = sub_rn(t.z[o[2]], t.z[0]);
   return true;
 }
 

@@ -23,7 +23,8 @@ def check_tri(fn: str, tri, n_vertices: int, device: torch.device) -> torch.Tens
     """Validate ``tri`` (int32 ``[T, 3]`` on ``device``, indices in ``[0, n_vertices)``)."""
     check_tensor(fn, "tri", tri, dtype=torch.int32, shape=(None, 3), device=device)
     if tri.numel() > 0:
-        lo, hi = int(tri.min()), int(tri.max())
+        lo_hi = torch.aminmax(tri)
+        lo, hi = int(lo_hi.min), int(lo_hi.max)
         if lo < 0 or hi >= n_vertices:
             raise ValueError(
                 f"{fn}(): tri indices must be in [0, {n_vertices - 1}] (there are {n_vertices} vertices), "

@@ -12,6 +12,11 @@ import csdkit
 # Tests never reach the network: Hugging Face libraries read this when they are first imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# The tests' torch work is many small ops, which run several times faster on one intra-op thread on a
+# small machine (OpenMP workers spin between ops and compete with csdkit's own kernel threads, which
+# keep their default count so the parallel kernels are still exercised with several threads).
+torch.set_num_threads(int(os.environ.get("CSDKIT_TEST_TORCH_THREADS", "1")))
+
 
 def _cuda_ready() -> bool:
     return csdkit.has_cuda()

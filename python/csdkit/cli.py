@@ -40,11 +40,21 @@ def _texture_parser(sub) -> None:
     p.add_argument("--out", default=None, help="run directory (default: runs/texture-<mesh stem>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch (default 1: the MiniPrior's small layers run fastest on one "
+                        "thread, and csdkit's kernels use their own); 0 keeps torch's default")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _run_texture(args) -> int:
+    import torch
+
     from .pipelines.texture import DEFAULT, texture
+
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     out = Path(args.out) if args.out else None
     if args.resume:

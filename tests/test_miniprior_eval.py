@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from csdkit.guidance.mini import MiniPrior
 from csdkit.guidance.mini.data import COLORS, reference_colors
 from csdkit.guidance.mini.evaluate import (

@@ -12,42 +12,12 @@
 #include <cstdint>
 
 #include "csdkit/common.h"
+#include "csdkit/exact_math.h"
 
 namespace csdkit {
 namespace raster {
 
-CSDKIT_HD float mul_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-CSDKIT_HD double mul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-CSDKIT_HD float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-CSDKIT_HD double add_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-template <typename T>
-CSDKIT_HD T sub_rn(T a, T b) {
-  return add_rn(a, -b);
-}
+// mul_rn / add_rn / sub_rn come from csdkit/exact_math.h (enclosing namespace).
 
 // floor(a / b) and ceil(a / b) for integers, b > 0 (C++ division truncates towards zero).
 CSDKIT_HD int64_t floor_div(int64_t a, int64_t b) {

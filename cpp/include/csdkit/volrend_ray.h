@@ -12,27 +12,13 @@
 #include <limits>
 
 #include "csdkit/common.h"
+#include "csdkit/exact_math.h"
 
 namespace csdkit {
 namespace volrend {
 
-// a * b rounded once, never fused into a neighbouring addition (nvcc contracts a*b+c into an FMA by
-// default; the CPU build and the PyTorch reference do not). Marching decisions depend on exact
-// positions, so every product that feeds an addition goes through mul_rn.
-CSDKIT_HD float mul_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-CSDKIT_HD double mul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
+// Marching decisions depend on exact positions, so every product that feeds an addition goes through
+// mul_rn (csdkit/exact_math.h), which the CUDA build never fuses into an FMA.
 
 template <typename T>
 CSDKIT_HD T min_t(T a, T b) {

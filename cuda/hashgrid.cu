@@ -63,8 +63,13 @@ void encode_forward_cuda(const Layout& L, int64_t n, const T* x, const T* params
 
 template <typename T>
 void encode_backward_cuda(const Layout& L, int64_t n, const T* x, const T* params, const T* d_out, T* d_params,
-                          T* d_x, Device dev) {
+                          T* d_x, Device dev, bool accumulate) {
   cuda::DeviceGuard guard(dev.index);
+  if (d_params && !accumulate)
+    cuda::check(cudaMemsetAsync(d_params, 0, sizeof(T) * size_t(L.offsets[L.n_levels]) * L.n_features,
+                                cuda::stream_of(dev)),
+                "hashgrid backward: zeroing d_params");
+  if (n == 0) return;
   dispatch_dims_features(L, [&](auto d, auto f) {
     constexpr int D = decltype(d)::value, F = decltype(f)::value;
     if (d_params) {
@@ -83,9 +88,9 @@ void encode_backward_cuda(const Layout& L, int64_t n, const T* x, const T* param
 template void encode_forward_cuda<float>(const Layout&, int64_t, const float*, const float*, float*, Device);
 template void encode_forward_cuda<double>(const Layout&, int64_t, const double*, const double*, double*, Device);
 template void encode_backward_cuda<float>(const Layout&, int64_t, const float*, const float*, const float*,
-                                          float*, float*, Device);
+                                          float*, float*, Device, bool);
 template void encode_backward_cuda<double>(const Layout&, int64_t, const double*, const double*, const double*,
-                                           double*, double*, Device);
+                                           double*, double*, Device, bool);
 
 }  // namespace hashgrid
 }  // namespace csdkit

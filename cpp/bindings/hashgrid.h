@@ -36,13 +36,14 @@ inline void hashgrid_forward(const csdkit::hashgrid::Options& opt, int64_t n, ui
 
 inline void hashgrid_backward(const csdkit::hashgrid::Options& opt, int64_t n, uintptr_t x, uintptr_t params,
                               uintptr_t d_out, uintptr_t d_params, uintptr_t d_x, const std::string& dtype,
-                              int device, uintptr_t stream) {
+                              int device, uintptr_t stream, bool accumulate) {
   const auto L = csdkit::hashgrid::make_layout(opt);
   py::gil_scoped_release nogil;
   dispatch_float("hashgrid_backward", dtype, [&](auto tag) {
     using T = decltype(tag);
     csdkit::hashgrid::encode_backward<T>(L, n, ptr<const T>(x), ptr<const T>(params), ptr<const T>(d_out),
-                                         ptr<T>(d_params), ptr<T>(d_x), device_of(device, stream));
+                                         ptr<T>(d_params), ptr<T>(d_x), device_of(device, stream),
+                                         accumulate);
   });
 }
 

@@ -28,7 +28,7 @@ PYBIND11_MODULE(_C, m) {
         py::arg("out"), py::arg("dtype"), py::arg("device"), py::arg("stream"));
   m.def("hashgrid_backward", &hashgrid_backward, py::arg("options"), py::arg("n"), py::arg("x"), py::arg("params"),
         py::arg("d_out"), py::arg("d_params"), py::arg("d_x"), py::arg("dtype"), py::arg("device"),
-        py::arg("stream"));
+        py::arg("stream"), py::arg("accumulate") = true);
 
   // ---- rasterizer: rasterize, resolve, interpolate, texture (cpp/bindings/raster.h)
   m.def("raster_forward", &raster_forward, py::arg("batch"), py::arg("n_vertices"), py::arg("n_triangles"),

@@ -28,6 +28,23 @@
 #define CSDKIT_UNROLL
 #endif
 
+// Marks a hot, vectorizable CPU loop to be compiled twice, for baseline x86-64 and for AVX2, with the
+// variant chosen once at load time (GCC/Clang function multi-versioning via ifunc, x86-64 Linux).
+// Wheels stay portable (no -march flags); elsewhere it expands to nothing. AVX2 without FMA: the
+// arithmetic (and so every result) is the same in both variants.
+#if !defined(__CUDACC__) && defined(__x86_64__) && defined(__linux__) && \
+    ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8) || (defined(__clang__) && __clang_major__ >= 14))
+#define CSDKIT_CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CSDKIT_CPU_CLONES
+#endif
+// Helpers called from a CSDKIT_CPU_CLONES function must be inlined into it to get its instruction set.
+#if defined(__GNUC__) || defined(__clang__)
+#define CSDKIT_FORCE_INLINE inline __attribute__((always_inline))
+#else
+#define CSDKIT_FORCE_INLINE inline
+#endif
+
 namespace csdkit {
 
 // Where a kernel runs. `device < 0` means the CPU; otherwise a CUDA device ordinal.

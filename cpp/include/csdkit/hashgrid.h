@@ -63,21 +63,24 @@ CSDKIT_HD float level_scale(int level, float per_level_scale, int base_resolutio
 
 CSDKIT_HD uint32_t level_resolution(float scale) { return static_cast<uint32_t>(ceilf(scale)) + 1u; }
 
-CSDKIT_HD float floor_t(float v) { return floorf(v); }
-CSDKIT_HD double floor_t(double v) { return ::floor(v); }
-
+// Both comparisons are always evaluated, so the compiler can make it branch-free (and vectorize the
+// CPU loops); NaN passes through unchanged.
 template <typename T>
 CSDKIT_HD T clamp01(T v) {
-  return v < T(0) ? T(0) : (v > T(1) ? T(1) : v);
+  const T lo = v < T(0) ? T(0) : v;
+  return lo > T(1) ? T(1) : lo;
 }
 
 // Splits scale*x+0.5 into an integer corner and the interpolation weight along one axis.
+// `x` must already be clamped to [0, 1], so pos >= 0.5 and truncation toward zero is the floor
+// (a plain conversion: no libm call on CPUs without SSE4.1, and it vectorizes).
 // `w` is the interpolation weight of the upper corner, `dw` its derivative w.r.t. x.
 template <typename T>
 CSDKIT_HD void axis_weight(T x, float scale, int interpolation, uint32_t* corner, T* w, T* dw) {
   const T pos = T(scale) * x + T(0.5);
-  const T fl = floor_t(pos);
-  *corner = static_cast<uint32_t>(static_cast<int>(fl));
+  const int cell = static_cast<int>(pos);
+  const T fl = T(cell);
+  *corner = static_cast<uint32_t>(cell);
   const T f = pos - fl;
   if (interpolation == kSmoothstep) {
     *w = f * f * (T(3) - T(2) * f);
@@ -89,25 +92,51 @@ CSDKIT_HD void axis_weight(T x, float scale, int interpolation, uint32_t* corner
 }
 
 // Row of the parameter table (relative to the level's offset) for a grid vertex; equals
-// tiny-cuda-nn's `index % size`, without the integer division on the common paths: a hashed level
-// always has size 2**log2_hashmap_size (a power of two), and a dense index only reaches `size` for
-// vertices one past the grid's upper boundary.
+// tiny-cuda-nn's `index % size` without an integer division (branch-free, so it vectorizes):
+// * a hashed level always has size 2**log2_hashmap_size, a power of two (make_layout checks it);
+// * a dense index is below 2 * size: corners are at most `resolution` per axis (one past the grid
+//   for x = 1), so index <= r + r**2 (+ r**3) < 2 r**D <= 2 size for r >= 2.
+// The index is assembled from one term per axis (so a kernel can compute each axis's two terms
+// once per point and combine them for all corners):
+//   hashed: xor_d coord_d * prime_d;   dense: sum_d coord_d * resolution**d   (uint32 wrap-around).
+CSDKIT_HD uint32_t axis_index_term(uint32_t coord, int d, uint32_t resolution, bool hashed) {
+  if (hashed) return coord * (d == 0 ? 1u : (d == 1 ? 2654435761u : 805459861u));
+  uint32_t stride = 1;
+  for (int e = 0; e < d; ++e) stride *= resolution;
+  return coord * stride;
+}
+CSDKIT_HD uint32_t combine_index_terms(uint32_t a, uint32_t b, bool hashed) { return hashed ? (a ^ b) : (a + b); }
+CSDKIT_HD uint32_t wrap_index(uint32_t index, uint32_t size, bool hashed) {
+  if (hashed) return index & (size - 1);
+  return index < size ? index : index - size;
+}
+
 template <int D>
 CSDKIT_HD uint32_t grid_index(const uint32_t* corner, uint32_t resolution, uint32_t size, bool hashed) {
-  if (hashed) {
-    constexpr uint32_t primes[3] = {1u, 2654435761u, 805459861u};
-    uint32_t index = 0;
+  uint32_t index = axis_index_term(corner[0], 0, resolution, hashed);
   CSDKIT_UNROLL
-    for (int d = 0; d < D; ++d) index ^= corner[d] * primes[d];
-    return (size & (size - 1)) == 0 ? (index & (size - 1)) : index % size;
-  }
-  uint32_t stride = 1, index = 0;
+  for (int d = 1; d < D; ++d) index = combine_index_terms(index, axis_index_term(corner[d], d, resolution, hashed), hashed);
+  return wrap_index(index, size, hashed);
+}
+
+// Interpolation weight of corner c (bit d set = upper along axis d) from the upper-corner weights
+// w[D] of the axes.
+template <typename T, int D>
+CSDKIT_HD T corner_weight(const T* w, int c) {
+  T v = T(1);
   CSDKIT_UNROLL
-  for (int d = 0; d < D; ++d) {
-    index += corner[d] * stride;
-    stride *= resolution;
-  }
-  return index < size ? index : index % size;
+  for (int d = 0; d < D; ++d) v *= ((c >> d) & 1) ? w[d] : (T(1) - w[d]);
+  return v;
+}
+
+// d corner_weight(c) / d x_d, with dw[D] the derivatives of the axis weights.
+template <typename T, int D>
+CSDKIT_HD T corner_weight_grad(const T* w, const T* dw, int c, int d) {
+  T v = ((c >> d) & 1) ? dw[d] : -dw[d];
+  CSDKIT_UNROLL
+  for (int e = 0; e < D; ++e)
+    if (e != d) v *= ((c >> e) & 1) ? w[e] : (T(1) - w[e]);
+  return v;
 }
 
 // Whether level `l` is hashed: its dense grid (resolution**D vertices) does not fit its table.
@@ -146,21 +175,10 @@ struct Cell {
   }
 
   // Interpolation weight of corner c.
-  CSDKIT_HD T weight(int c) const {
-    T v = T(1);
-  CSDKIT_UNROLL
-    for (int d = 0; d < D; ++d) v *= ((c >> d) & 1) ? w[d] : (T(1) - w[d]);
-    return v;
-  }
+  CSDKIT_HD T weight(int c) const { return corner_weight<T, D>(w, c); }
 
   // d weight(c) / d x_d.
-  CSDKIT_HD T weight_grad(int c, int d) const {
-    T v = ((c >> d) & 1) ? dw[d] : -dw[d];
-  CSDKIT_UNROLL
-    for (int e = 0; e < D; ++e)
-      if (e != d) v *= ((c >> e) & 1) ? w[e] : (T(1) - w[e]);
-    return v;
-  }
+  CSDKIT_HD T weight_grad(int c, int d) const { return corner_weight_grad<T, D>(w, dw, c, d); }
 };
 
 // Forward at one level for one point: out_level[f] = sum_corners weight * params[row, f].
@@ -244,27 +262,29 @@ void dispatch_dims_features(const Layout& L, Fn&& fn) {
 // ---- kernels ------------------------------------------------------------------------------------
 // Pointers are contiguous row-major arrays of T (float or double):
 //   x [n, n_dims], params [n_params, n_features], out/d_out [n, n_levels * n_features],
-//   d_params [n_params, n_features] (accumulated into: +=), d_x [n, n_dims] (overwritten).
-// Backward: pass nullptr for a gradient that is not needed.
+//   d_params [n_params, n_features] (accumulated into (+=) when `accumulate`, else overwritten),
+//   d_x [n, n_dims] (overwritten).
+// Backward: pass nullptr for a gradient that is not needed. `accumulate = false` saves the caller a
+// separate zero-fill of d_params (the CPU kernel zeroes each level's rows while they are cache-hot).
 
 template <typename T>
 void encode_forward(const Layout& L, int64_t n, const T* x, const T* params, T* out, Device dev = {});
 
 template <typename T>
 void encode_backward(const Layout& L, int64_t n, const T* x, const T* params, const T* d_out,
-                     T* d_params, T* d_x, Device dev = {});
+                     T* d_params, T* d_x, Device dev = {}, bool accumulate = true);
 
 // CPU and CUDA implementations (encode_forward/backward dispatch on dev).
 template <typename T>
 void encode_forward_cpu(const Layout& L, int64_t n, const T* x, const T* params, T* out);
 template <typename T>
 void encode_backward_cpu(const Layout& L, int64_t n, const T* x, const T* params, const T* d_out,
-                         T* d_params, T* d_x);
+                         T* d_params, T* d_x, bool accumulate);
 template <typename T>
 void encode_forward_cuda(const Layout& L, int64_t n, const T* x, const T* params, T* out, Device dev);
 template <typename T>
 void encode_backward_cuda(const Layout& L, int64_t n, const T* x, const T* params, const T* d_out,
-                          T* d_params, T* d_x, Device dev);
+                          T* d_params, T* d_x, Device dev, bool accumulate);
 
 }  // namespace hashgrid
 }  // namespace csdkit

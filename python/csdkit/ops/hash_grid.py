@@ -38,14 +38,15 @@ class _HashGridEncode(torch.autograd.Function):
         if not (need_x or need_params):
             return None, None, None
         d_out = d_out.contiguous()
-        d_params = torch.zeros_like(params) if need_params else None
+        # The kernel overwrites d_params (accumulate=False): no separate zero-fill pass.
+        d_params = torch.empty_like(params) if need_params else None
         d_x = torch.empty_like(x) if need_x else None
         device, stream = _native.device_args(x)
         _native.native().hashgrid_backward(
             config.native_options(), x.shape[0], _native.data_ptr(_FN, "x", x),
             _native.data_ptr(_FN, "params", params), _native.data_ptr(_FN, "d_out", d_out),
             _native.data_ptr(_FN, "d_params", d_params), _native.data_ptr(_FN, "d_x", d_x),
-            _native.dtype_name(x.dtype), device, stream,
+            _native.dtype_name(x.dtype), device, stream, accumulate=False,
         )
         return d_x, d_params, None
 

@@ -185,7 +185,7 @@ template <typename T>
 void encode_forward_cpu(const Layout& L, int64_t n, const T* x, const T* params, T* out) {
   dispatch_dims_features(L, [&](auto d, auto f) {
     constexpr int D = decltype(d)::value, F = decltype(f)::value, C = 1 << D;
-    ScratchArray<T> stage(size_t(n) * L.n_levels * F);
+    Scratch<T> stage(size_t(n) * L.n_levels * F);
     advise_huge_pages(out, sizeof(T) * size_t(n) * L.n_levels * F);
     parallel_for(n, 1024, [&](int64_t begin, int64_t end) {
       for (int l = 0; l < L.n_levels; ++l) {
@@ -230,7 +230,7 @@ void encode_backward_cpu(const Layout& L, int64_t n, const T* x, const T* params
                          T* d_params, T* d_x, bool accumulate) {
   dispatch_dims_features(L, [&](auto d, auto f) {
     constexpr int D = decltype(d)::value, F = decltype(f)::value, C = 1 << D;
-    ScratchArray<T> stage(size_t(n) * L.n_levels * F);  // d_out, level-major
+    Scratch<T> stage(size_t(n) * L.n_levels * F);  // d_out, level-major
     parallel_for(n, 4096, [&](int64_t b, int64_t e) { rows_to_stage<T, F>(d_out, stage.data(), L.n_levels, n, b, e); });
     if (d_params) {
       if (!accumulate) advise_huge_pages(d_params, sizeof(T) * size_t(L.offsets[L.n_levels]) * F);

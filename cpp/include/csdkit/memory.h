@@ -52,4 +52,51 @@ class ScratchArray {
   std::unique_ptr<T, Free> data_;
 };
 
+// Scratch memory for one kernel call, borrowed from a buffer that the calling thread keeps between
+// calls (up to kKeptBytes), so a training loop does not page-fault (and the OS does not zero) tens
+// of MB of fresh memory on every call; larger requests, and a second Scratch alive in the same
+// thread, get their own ScratchArray. Not for use across a call boundary.
+template <typename T>
+class Scratch {
+ public:
+  static constexpr std::size_t kKeptBytes = std::size_t(256) << 20;
+
+  explicit Scratch(std::size_t n) {
+    Kept& kept = kept_buffer();
+    if (n * sizeof(T) <= kKeptBytes && !kept.in_use) {
+      if (kept.array == nullptr || kept.bytes < n * sizeof(T)) {
+        kept.array.reset();
+        kept.array = std::make_unique<ScratchArray<unsigned char>>(n * sizeof(T));
+        kept.bytes = n * sizeof(T);
+      }
+      kept.in_use = true;
+      borrowed_ = &kept;
+      data_ = reinterpret_cast<T*>(kept.array->data());
+    } else {
+      owned_ = std::make_unique<ScratchArray<T>>(n);
+      data_ = owned_->data();
+    }
+  }
+  ~Scratch() {
+    if (borrowed_) borrowed_->in_use = false;
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* data() { return data_; }
+
+ private:
+  struct Kept {
+    std::unique_ptr<ScratchArray<unsigned char>> array;
+    std::size_t bytes = 0;
+    bool in_use = false;
+  };
+  static Kept& kept_buffer() {
+    thread_local Kept kept;
+    return kept;
+  }
+  Kept* borrowed_ = nullptr;
+  std::unique_ptr<ScratchArray<T>> owned_;
+  T* data_ = nullptr;
+};
+
 }  // namespace csdkit

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -235,8 +236,14 @@ def _is_mini(prior: DiffusionPrior) -> bool:
 
 
 def _turntable(mesh: Mesh, path: Path, d, dev: torch.device, size: int = 256) -> Path:
-    """8 views around the textured mesh (2 rows x 4), lit from the camera, on a grey background."""
-    cams = Cameras.orbit(8, elevation=15.0, distance=sum(d.distance_range) / 2, fov_y=sum(d.fov_range) / 2).to(dev)
+    """8 views around the textured mesh (2 rows x 4), lit from the camera, on a grey background.
+
+    The camera stands far enough back that the whole unit bounding sphere of the normalized mesh is
+    in frame with a 15% margin (``distance * sin(fov / 2) >= 1.15``): tall objects are not cropped.
+    """
+    fov = sum(d.fov_range) / 2
+    distance = max(sum(d.distance_range) / 2, 1.15 / math.sin(math.radians(fov) / 2))
+    cams = Cameras.orbit(8, elevation=15.0, distance=distance, fov_y=fov).to(dev)
     with torch.no_grad():
         out = MeshRenderer(size).render(mesh.to(dev), cams, shading="lambertian", background=0.6,
                                         light_dir=torch.nn.functional.normalize(cams.position, dim=-1),

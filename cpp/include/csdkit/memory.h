@@ -10,6 +10,9 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#if defined(_MSC_VER)
+#include <malloc.h>
+#endif
 
 namespace csdkit {
 
@@ -30,6 +33,21 @@ inline void advise_huge_pages(void* p, std::size_t bytes) {
 #endif
 }
 
+inline void* aligned_host_alloc(std::size_t align, std::size_t bytes) {
+#if defined(_MSC_VER)
+  return _aligned_malloc(bytes, align);
+#else
+  return std::aligned_alloc(align, bytes);  // bytes is a multiple of align
+#endif
+}
+inline void aligned_host_free(void* p) {
+#if defined(_MSC_VER)
+  _aligned_free(p);
+#else
+  std::free(p);
+#endif
+}
+
 // An uninitialized host array of `n` T, 2 MiB-aligned when large, advised to use huge pages.
 template <typename T>
 class ScratchArray {
@@ -37,7 +55,7 @@ class ScratchArray {
   explicit ScratchArray(std::size_t n) : n_(n) {
     const std::size_t align = n * sizeof(T) >= (std::size_t(1) << 21) ? (std::size_t(1) << 21) : 64;
     const std::size_t bytes = (n * sizeof(T) + align - 1) / align * align;
-    data_.reset(static_cast<T*>(std::aligned_alloc(align, bytes ? bytes : align)));
+    data_.reset(static_cast<T*>(aligned_host_alloc(align, bytes ? bytes : align)));
     if (!data_) throw std::bad_alloc();
     advise_huge_pages(data_.get(), bytes);
   }
@@ -46,7 +64,7 @@ class ScratchArray {
 
  private:
   struct Free {
-    void operator()(T* p) const { std::free(p); }
+    void operator()(T* p) const { aligned_host_free(p); }
   };
   std::size_t n_;
   std::unique_ptr<T, Free> data_;

@@ -124,7 +124,7 @@ def nearest_hue(rgb: torch.Tensor, refs: torch.Tensor, min_chroma: float = 0.05)
     return [names[int(i)] if float(c[j].amax()) >= min_chroma else "neutral" for j, i in enumerate(best)]
 
 
-def sampling_accuracy(prior: DiffusionPrior, per_color: int = 4, guidance: float = 3.0, steps: int = 100,
+def sampling_accuracy(prior: DiffusionPrior, per_color: int = 4, guidance: float = 7.5, steps: int = 100,
                       seed: int = EVAL_SEED, shape: str = "sphere") -> dict:
     """Samples ``per_color`` images of ``"a {colour} {shape}"`` per colour; a colour counts as right
     when the mean foreground colour of its samples is nearest to its reference rendered colour.
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="miniprior-eval")
     p.add_argument("--per-color", type=int, default=10)
     p.add_argument("--samples", type=int, default=6)
-    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--guidance", type=float, default=7.5)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
     if args.threads:

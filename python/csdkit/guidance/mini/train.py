@@ -116,7 +116,7 @@ def plot_loss(rows: list[dict], path: Path, width: int = 480, height: int = 240)
     img.save(path)
 
 
-def train(out: str | Path, steps: int = 1800, batch: int = 16, lr: float = 8e-4, warmup: int = 150,
+def train(out: str | Path, steps: int = 6000, batch: int = 32, lr: float = 8e-4, warmup: int = 200,
           device: str = "cpu", seed: int = 0, p_uncond: float = 0.15, ema_decay: float = 0.999,
           ckpt_every: int = 200, threads: int | None = None, cfg: MiniPriorConfig | None = None,
           progress: bool = True) -> MiniDenoiser:
@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m csdkit.guidance.mini.train",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="run directory (resumed when it holds checkpoint.pt)")
-    p.add_argument("--steps", type=int, default=1800)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=8e-4)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0)

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -132,26 +133,28 @@ CSDKIT_CPU_CLONES void load_block_impl(const Layout& L, int l, const T* x, int n
   loader.run(L, l, x, nb, b, std::make_integer_sequence<int, D>{}, std::make_integer_sequence<int, (1 << D)>{});
 }
 
+// Calls fn(std::true_type{}) or fn(std::false_type{}): a runtime flag as a compile-time constant.
+template <typename Fn>
+void with_bool(bool value, Fn&& fn) {
+  if (value)
+    fn(std::true_type{});
+  else
+    fn(std::false_type{});
+}
+
 // Rows, weights (and weight gradients if `grads`) of points x[0 .. nb) at level l.
 template <typename T, int D>
 void load_block(const Layout& L, int l, const T* x, int nb, bool grads, Block<T, D>& b) {
   const bool hashed = level_is_hashed<D>(L.resolution[l], L.offsets[l + 1] - L.offsets[l]);
   const bool smooth = L.interpolation == kSmoothstep;
-  if (grads) {
-    if (hashed)
-      smooth ? load_block_impl<T, D, true, kSmoothstep, true>(L, l, x, nb, b)
-             : load_block_impl<T, D, true, kLinear, true>(L, l, x, nb, b);
-    else
-      smooth ? load_block_impl<T, D, false, kSmoothstep, true>(L, l, x, nb, b)
-             : load_block_impl<T, D, false, kLinear, true>(L, l, x, nb, b);
-  } else {
-    if (hashed)
-      smooth ? load_block_impl<T, D, true, kSmoothstep, false>(L, l, x, nb, b)
-             : load_block_impl<T, D, true, kLinear, false>(L, l, x, nb, b);
-    else
-      smooth ? load_block_impl<T, D, false, kSmoothstep, false>(L, l, x, nb, b)
-             : load_block_impl<T, D, false, kLinear, false>(L, l, x, nb, b);
-  }
+  with_bool(hashed, [&](auto h) {
+    with_bool(smooth, [&](auto sm) {
+      with_bool(grads, [&](auto g) {
+        constexpr int interp = decltype(sm)::value ? kSmoothstep : kLinear;
+        load_block_impl<T, D, decltype(h)::value, interp, decltype(g)::value>(L, l, x, nb, b);
+      });
+    });
+  });
 }
 
 // Calls body(i0, nb, block) for the blocks of points [begin, end) at level l. (Software prefetching

@@ -83,7 +83,6 @@ class Scratch {
     Kept& kept = kept_buffer();
     if (n * sizeof(T) <= kKeptBytes && !kept.in_use) {
       if (kept.array == nullptr || kept.bytes < n * sizeof(T)) {
-        kept.array.reset();
         kept.array = std::make_unique<ScratchArray<unsigned char>>(n * sizeof(T));
         kept.bytes = n * sizeof(T);
       }

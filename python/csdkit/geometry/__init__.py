@@ -1,11 +1,14 @@
-"""Geometry: :class:`Mesh` (triangle mesh with UVs, colours, texture), :class:`TexturedMesh` (a mesh with a
-learnable texture), :class:`ImplicitVolume` (hash-grid NeRF), isosurfaces and regularizers."""
+"""Geometry: :class:`Mesh` (triangle mesh with UVs, colours, texture), :class:`ImplicitVolume` (hash-grid
+NeRF), isosurfaces, regularizers and procedural primitives.
+
+Layer 2: imports ``ops`` and ``nn`` only. File formats are :mod:`csdkit.io`, UV atlases and
+learnable textures :mod:`csdkit.uv`, renderers :mod:`csdkit.render` (all above this package).
+"""
 
 from .implicit_volume import ImplicitVolume, Isosurface
 from .isosurface import marching_tetrahedra
 from .mesh import Mesh, MeshWarning
 from .regularizers import VolumeRegularizers, opacity_entropy_loss, orientation_loss, sparsity_loss
-from .textured_mesh import TexturedMesh
 
-__all__ = ["ImplicitVolume", "Isosurface", "Mesh", "MeshWarning", "TexturedMesh", "VolumeRegularizers",
+__all__ = ["ImplicitVolume", "Isosurface", "Mesh", "MeshWarning", "VolumeRegularizers",
            "marching_tetrahedra", "opacity_entropy_loss", "orientation_loss", "sparsity_loss"]

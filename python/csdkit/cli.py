@@ -1,6 +1,7 @@
 """The ``csdkit`` command.
 
     csdkit texture MESH "prompt" [options]     UV-texture a mesh with CSD
+    csdkit edit INPUT "target prompt" [options]  edit a textured mesh (or a texture run) toward a prompt
     csdkit info                                 what this build contains
 
 Exit codes: 0 done, 1 internal error, 2 bad input (a one-line message, no traceback),
@@ -104,6 +105,101 @@ def _run_texture(args) -> int:
     return EXIT_OK
 
 
+def _edit_parser(sub) -> None:
+    p = sub.add_parser("edit", help="edit a textured mesh toward a text prompt (CSD, away from --source)",
+                       description="Edit INPUT (a textured GLB/GLTF, OBJ+MTL+PNG, or the run directory of "
+                                   "csdkit texture / csdkit edit) so that it matches the target prompt. Writes "
+                                   "a run directory with edited.glb, edited.obj (input's UVs and placement), "
+                                   "original and edited turntables, report.html, metrics and checkpoints.")
+    p.add_argument("input", nargs="?", help="textured mesh file or csdkit run directory; optional with --resume")
+    p.add_argument("prompt", nargs="?", help="target description, e.g. \"a green vase\"")
+    p.add_argument("--source", default=None, help="what the input looks like now (pushed away from); "
+                                                   "default: none (plain CSD toward the target)")
+    p.add_argument("--fidelity", type=float, default=None,
+                   help="weight of the keep-the-original term (default %(default)s: see docs/editing.md); "
+                        "higher keeps more of the input, 0 is pure CSD")
+    p.add_argument("--region", default=None, help="box:XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX in the input's own "
+                                                   "coordinates, a face-index file (.txt/.csv/.json/.npy) or a "
+                                                   "UV mask image the size of the texture")
+    p.add_argument("--steps", type=int, help="optimization steps (default: 200 with mini)")
+    p.add_argument("--init-color", default=None, help="R,G,B in [0, 1]: start an untextured mesh from this colour")
+    p.add_argument("--model", default=None, help="mini (embedded, default), sd21, or a local model folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--up", default="+y", help="the input's up axis (default +y)")
+    p.add_argument("--front", default="+z", help="the input's front axis (default +z)")
+    p.add_argument("--out", default=None, help="run directory (default: runs/edit-<input stem>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1; 0: torch's default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _parse_color(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--init-color must be R,G,B (or one grey level) in [0, 1], got {text!r}") from None
+    if len(values) not in (1, 3) or not all(0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"--init-color must be R,G,B (or one grey level) in [0, 1], got {text!r}")
+    return values
+
+
+def _run_edit(args) -> int:
+    import torch
+
+    from .edit import DEFAULT_FIDELITY, parse_region
+    from .pipelines.edit import edit
+
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.steps is not None and args.steps < 0:
+        raise ValueError(f"--steps must be >= 0, got {args.steps}")
+    if args.fidelity is not None and not args.fidelity >= 0:
+        raise ValueError(f"--fidelity must be >= 0, got {args.fidelity}")
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        if out is None:
+            raise ValueError("--resume needs --out DIR (the run directory to continue)")
+        cfg_path = out / "config.json"
+        if not cfg_path.exists():
+            raise ValueError(f"--resume: {out} has no config.json (not a csdkit run directory)")
+        cfg = json.loads(cfg_path.read_text())
+        if cfg.get("job") != "edit":
+            raise ValueError(f"--resume: {out} is a {cfg.get('job')!r} run, not an edit run")
+        source = args.input or cfg["input"]
+        kwargs = {"target_prompt": args.prompt or cfg["target_prompt"], "source_prompt": cfg["source_prompt"],
+                  "fidelity": cfg["fidelity"], "region": cfg["region"], "steps": cfg["steps"], "seed": cfg["seed"],
+                  "up": cfg["up"], "front": cfg["front"], "init_color": cfg.get("init_color"),
+                  "texture_size": cfg.get("texture_size", 512)}
+        model = args.model or cfg.get("model") or "mini"
+    else:
+        if not args.input or not args.prompt:
+            raise ValueError("edit needs INPUT and a target PROMPT (or --resume --out DIR)")
+        source = args.input
+        parse_region(args.region)  # a malformed box or a missing file fails before any loading
+        out = out or Path("runs") / f"edit-{Path(args.input).stem}"
+        kwargs = {"target_prompt": args.prompt, "source_prompt": args.source,
+                  "fidelity": DEFAULT_FIDELITY if args.fidelity is None else args.fidelity, "region": args.region,
+                  "steps": args.steps, "seed": args.seed, "up": args.up, "front": args.front,
+                  "init_color": None if args.init_color is None else _parse_color(args.init_color)}
+        model = args.model or "mini"
+    if not Path(source).exists():
+        raise ValueError(f"input not found: {source}")
+    prompt = kwargs.pop("target_prompt")
+    result = edit(source, prompt, prior=model, out_dir=out, device=args.device, resume=args.resume,
+                  progress=not args.no_progress, **kwargs)
+    if result.status != "completed":
+        print(f"csdkit: interrupted at step {result.steps}; a checkpoint is in {out}/checkpoints. "
+              f"Continue with: csdkit edit --resume --out {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"csdkit: edited {source} in {result.seconds:.1f} s ({result.steps} steps)")
+    for name, path in result.files.items():
+        print(f"  {name:<18} {path}")
+    return EXIT_OK
+
+
 def _run_info(args) -> int:
     print(json.dumps(build_info(), indent=2))
     return EXIT_OK
@@ -114,9 +210,10 @@ def main(argv: list[str] | None = None) -> int:
                                                                 "Score Distillation.")
     sub = parser.add_subparsers(dest="command", required=True)
     _texture_parser(sub)
+    _edit_parser(sub)
     sub.add_parser("info", help="print what this csdkit build contains")
     args = parser.parse_args(argv)
-    handlers = {"texture": _run_texture, "info": _run_info}
+    handlers = {"texture": _run_texture, "edit": _run_edit, "info": _run_info}
     try:
         return handlers[args.command](args)
     except (ValueError, TypeError, FileNotFoundError) as exc:

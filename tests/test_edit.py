@@ -14,8 +14,7 @@ from csdkit.edit.volume import bbox_fill
 from csdkit.geometry.primitives import icosphere
 from csdkit.guidance.mini import MiniPrior
 from csdkit.pipelines.edit import edit
-from csdkit.texture.bake import rasterize_uv
-from csdkit.texture.uv_unwrap import unwrap_uv
+from csdkit.uv import rasterize_uv, unwrap_uv
 
 SIZE = 128
 # The input lives in its own frame: radius 2, centred at (5, 1, 0); the box regions below use it.
@@ -37,7 +36,7 @@ def red_sphere() -> csdkit.Mesh:
 
 @pytest.fixture(scope="module")
 def red_glb(red_sphere, tmp_path_factory):
-    return red_sphere.save(tmp_path_factory.mktemp("input") / "red.glb")
+    return csdkit.io.save_mesh(red_sphere, tmp_path_factory.mktemp("input") / "red.glb")
 
 
 def green_minus_red(result) -> float:
@@ -81,7 +80,7 @@ def test_region_box_keeps_outside_texels_bit_for_bit(prior, red_glb, tmp_path):
     for name in ("edited.glb", "edited.obj", "comparison.png", "turntable_original.png", "turntable_edited.png",
                  "report.html", "config.json", "metrics.jsonl", "edit_metrics.json"):
         assert (tmp_path / "run" / name).exists(), name
-    back = csdkit.Mesh.load(tmp_path / "run" / "edited.glb")
+    back = csdkit.io.load_mesh(tmp_path / "run" / "edited.glb")
     lo, hi = back.bounds()
     assert torch.allclose(lo, OFFSET - SCALE, atol=1e-3) and torch.allclose(hi, OFFSET + SCALE, atol=1e-3)
     tex8 = (back.texture * 255).round()
@@ -143,7 +142,7 @@ def _cli(capsys, *args) -> tuple[int, str]:
 
 
 def test_cli_errors(capsys, tmp_path, red_glb, red_sphere):
-    plain = csdkit.Mesh(icosphere(2).vertices, icosphere(2).faces).save(tmp_path / "plain.ply")
+    plain = csdkit.io.save_mesh(csdkit.Mesh(icosphere(2).vertices, icosphere(2).faces), tmp_path / "plain.ply")
     cases = [
         ((plain, "a green sphere"), "no texture"),
         ((red_glb, "a green sphere", "--region", "box:0,0,0,1,1"), "6 numbers"),

@@ -21,7 +21,7 @@ import csdkit
 from csdkit.edit import DEFAULT_FIDELITY, EditableTexture, Editor
 from csdkit.geometry.primitives import demo_vase
 from csdkit.pipelines.models import MINI_DEFAULTS, SD_DEFAULTS
-from csdkit.texture.uv_unwrap import unwrap_uv
+from csdkit.uv import unwrap_uv
 from harness import Case
 
 

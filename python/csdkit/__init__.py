@@ -17,12 +17,13 @@ from __future__ import annotations
 from . import io, uv
 from ._build import build_info, has_cuda, set_num_threads
 from ._version import __version__
+from .edit import Editor, EditResult, Region
 from .geometry import ImplicitVolume, Mesh, VolumeRegularizers
 from .guidance import CSD, SDS, Schedule
 from .guidance.mini import MiniPrior
 from .nn import HashGridEncoding
 from .ops.occupancy_grid import OccupancyGrid
-from .pipelines import TextureResult, texture
+from .pipelines import TextureResult, edit, texture  # edit(): the job (the package stays csdkit.edit in sys.modules)
 from .render import (
     Cameras,
     MeshRenderer,
@@ -38,6 +39,8 @@ __all__ = [
     "CSD",
     "SDS",
     "Cameras",
+    "EditResult",
+    "Editor",
     "HashGridEncoding",
     "ImplicitVolume",
     "Mesh",
@@ -46,6 +49,7 @@ __all__ = [
     "NeuralEnvironmentMap",
     "OccupancyGrid",
     "PointLights",
+    "Region",
     "Schedule",
     "ShadingSchedule",
     "SolidBackground",
@@ -55,6 +59,7 @@ __all__ = [
     "VolumeRenderer",
     "__version__",
     "build_info",
+    "edit",
     "has_cuda",
     "io",
     "set_num_threads",

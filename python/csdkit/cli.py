@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 
 from ._build import build_info
+from .edit import DEFAULT_FIDELITY, parse_region
+from .pipelines.edit import edit
 from .pipelines.texture import DEFAULT, texture
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -116,7 +118,7 @@ def _edit_parser(sub) -> None:
     p.add_argument("--source", default=None, help="what the input looks like now (pushed away from); "
                                                    "default: none (plain CSD toward the target)")
     p.add_argument("--fidelity", type=float, default=None,
-                   help="weight of the keep-the-original term (default %(default)s: see docs/editing.md); "
+                   help=f"weight of the keep-the-original term (default {DEFAULT_FIDELITY}, see docs/editing.md); "
                         "higher keeps more of the input, 0 is pure CSD")
     p.add_argument("--region", default=None, help="box:XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX in the input's own "
                                                    "coordinates, a face-index file (.txt/.csv/.json/.npy) or a "
@@ -127,11 +129,7 @@ def _edit_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--up", default="+y", help="the input's up axis (default +y)")
     p.add_argument("--front", default="+z", help="the input's front axis (default +z)")
-    p.add_argument("--out", default=None, help="run directory (default: runs/edit-<input stem>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1; 0: torch's default)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_options(p, "runs/edit-<input stem>")
 
 
 def _parse_color(text: str) -> tuple[float, ...]:
@@ -145,15 +143,7 @@ def _parse_color(text: str) -> tuple[float, ...]:
 
 
 def _run_edit(args) -> int:
-    import torch
-
-    from .edit import DEFAULT_FIDELITY, parse_region
-    from .pipelines.edit import edit
-
-    if args.threads < 0:
-        raise ValueError(f"--threads must be >= 0, got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     if args.steps is not None and args.steps < 0:
         raise ValueError(f"--steps must be >= 0, got {args.steps}")
     if args.fidelity is not None and not args.fidelity >= 0:

@@ -29,9 +29,7 @@ shape edit (:mod:`csdkit.edit.volume`).
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,7 +37,6 @@ from torch import nn
 
 from ..geometry.implicit_volume import ImplicitVolume
 from ..geometry.mesh import Mesh
-from ..geometry.textured_mesh import TexturedMesh
 from ..guidance.csd import CSD
 from ..guidance.priors.base import DiffusionPrior
 from ..guidance.schedule import Schedule, as_schedule
@@ -47,10 +44,14 @@ from ..guidance.score_distillation import ScoreDistillation
 from ..ops._checks import check_float, check_int
 from ..render.cameras import Cameras
 from ..render.mesh_renderer import MeshRenderer
-from ..texture.bake import rasterize_uv
 from ..training import RunDirectory, Trainer, image_grid
+from ..uv.bake import bake_vertex_colors, rasterize_uv
+from ..uv.textured_mesh import TexturedMesh
+from ..uv.uv_unwrap import unwrap_uv
 from .region import Region, parse_region
+from .result import EditResult
 from .texture_delta import EditableTexture
+from .volume import edit_volume
 
 _FN = "Editor"
 #: The default alignment / fidelity balance (see docs/editing.md for the measured curve).
@@ -58,43 +59,6 @@ DEFAULT_FIDELITY = 0.05
 #: Fidelity losses are sums over pixels divided by this many pixels per view (a 32x32 image), so that
 #: the same ``fidelity`` means the same balance at any render resolution.
 _REFERENCE_PIXELS = 32 * 32
-
-
-@dataclasses.dataclass
-class EditResult:
-    """What :meth:`Editor.edit` returns.
-
-    Attributes:
-        kind: ``"appearance"`` (mesh texture) or ``"shape"`` (implicit volume: shape and appearance).
-        asset: the edited asset: a :class:`~csdkit.Mesh` in the input's own coordinates with the
-            input's vertices, faces and UVs and the edited ``texture``; or the edited volume (an
-            :class:`~csdkit.ImplicitVolume`, or a :class:`~csdkit.edit.volume.RegionVolume` that is the
-            original outside the region).
-        original: the input asset as it was edited from (for a mesh: with the texture it started from).
-        texture: ``[H, W, 3]`` float32 edited texture (CPU), row 0 at the top; None for volumes.
-        original_texture: ``[H, W, 3]`` float32 starting texture (CPU); None for volumes.
-        region_mask: ``[H, W]`` bool texels the edit could change (CPU); None for volumes.
-        status: ``"completed"`` or ``"interrupted"`` (Ctrl-C; continue with ``resume=True``).
-        steps: optimization steps done; seconds: optimization time (all sessions of a resumed run).
-        metrics: held-out measurements of the result, e.g. ``render_change`` (mean absolute difference
-            of edited and original albedo renders over the object, 8 orbit views) and, for meshes,
-            ``texture_change`` (mean absolute texel difference over the UV charts).
-        files: output files by name, when a job (:func:`csdkit.pipelines.edit`) wrote a run directory.
-        out_dir: that run directory.
-    """
-
-    kind: str
-    asset: Any
-    original: Any
-    texture: torch.Tensor | None
-    original_texture: torch.Tensor | None
-    region_mask: torch.Tensor | None
-    status: str
-    steps: int
-    seconds: float
-    metrics: dict[str, float]
-    files: dict[str, Path] = dataclasses.field(default_factory=dict)
-    out_dir: Path | None = None
 
 
 class Editor:
@@ -205,8 +169,6 @@ class Editor:
             mesh, tex = appearance_input(asset, init_color=init_color, texture_size=texture_size)
             return self._edit_mesh(mesh, tex, **common)
         if isinstance(asset, nn.Module) and callable(getattr(asset, "density", None)) and hasattr(asset, "radius"):
-            from .volume import edit_volume
-
             return edit_volume(self, asset, **common)
         raise TypeError(f"{_FN}.edit(): asset must be a csdkit.Mesh (textured), a TexturedMesh or an "
                         f"ImplicitVolume, got {type(asset).__name__}")
@@ -334,9 +296,6 @@ def appearance_input(asset: Mesh | TexturedMesh, *, init_color=None,
     Raises:
         ValueError: an untextured mesh without ``init_color``, a bad ``init_color``.
     """
-    from ..texture.bake import bake_vertex_colors
-    from ..texture.uv_unwrap import unwrap_uv
-
     if isinstance(asset, TexturedMesh):
         mesh = asset.mesh.detach().to("cpu")
         return mesh.replace(texture=None), asset.baked_texture(dilate=True).float().cpu()

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..geometry.mesh import Mesh
-from ..texture.bake import UVRaster
+from ..uv.bake import UVRaster
 
 _FN = "Region"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

@@ -18,10 +18,13 @@ import copy
 import torch
 from torch import nn
 
+from ..geometry.implicit_volume import Isosurface
+from ..geometry.isosurface import marching_tetrahedra
 from ..render.shading import PointLights
 from ..render.volume_renderer import VolumeRenderer
 from ..training import Trainer, image_grid
 from .region import Region
+from .result import EditResult
 
 _FN = "Editor.edit"
 #: Random points per step for the field fidelity term.
@@ -66,10 +69,8 @@ class RegionVolume(nn.Module):
             out[key] = torch.where(m, value, b[key])
         return out
 
-    def isosurface(self, threshold: float = 25.0, resolution: int = 128):
-        from ..geometry.implicit_volume import Isosurface
-        from ..geometry.isosurface import marching_tetrahedra
-
+    def isosurface(self, threshold: float = 25.0, resolution: int = 128) -> Isosurface:
+        """Mesh of the level set ``density = threshold`` of the composed field (see ImplicitVolume.isosurface)."""
         w = next(self.edited.parameters())
         lin = torch.linspace(-self.radius, self.radius, resolution, dtype=w.dtype, device=w.device)
         pts = torch.stack(torch.meshgrid(lin, lin, lin, indexing="ij"), dim=-1).reshape(-1, 3)
@@ -97,8 +98,6 @@ def _param_groups(volume: nn.Module, lr: float) -> list[dict]:
 def edit_volume(editor, volume: nn.Module, *, run_dir, resume, progress, callback, checkpoint_every,
                 preview_every, device):
     """Shape + appearance edit of ``volume`` by ``editor`` (see the module doc); returns an ``EditResult``."""
-    from .editor import EditResult
-
     dev = device
     original = _frozen(volume).to(dev)
     edited = copy.deepcopy(volume).to(dev)

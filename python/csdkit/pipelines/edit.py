@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,20 +24,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..edit import DEFAULT_FIDELITY, Editor, EditResult, Region
-from ..edit.editor import appearance_input
+from ..edit import DEFAULT_FIDELITY, Editor, EditResult, Region, appearance_input
+from ..edit.volume import RegionVolume
 from ..geometry.mesh import Mesh
-from ..geometry.textured_mesh import TexturedMesh
-from ..guidance.mini import MiniPrior
 from ..guidance.priors.base import DiffusionPrior
-from ..render.cameras import Cameras
+from ..io import load_mesh, save_mesh
 from ..render.mesh_renderer import MeshRenderer
 from ..render.volume_renderer import VolumeRenderer
-from ..training import RunDirectory, image_grid, save_png, write_report
-from ..training.checkpoint import atomic_save, atomic_write_bytes, list_checkpoints
-from .models import defaults_for, load_prior, resolve_device
+from ..training import RunDirectory, image_grid, save_png
+from ..training.checkpoint import atomic_save, atomic_write_bytes
+from ..uv.textured_mesh import TexturedMesh
+from .common import check_prompt, open_run, turntable_cameras, write_results
+from .models import defaults_for, is_mini, load_prior, resolve_device
 
 _FN = "edit"
+#: Default steps with the MiniPrior (the issue's budget: an appearance edit in <= 60 s on a 2-core CPU)
+#: and with Stable Diffusion.
+MINI_STEPS, SD_STEPS = 200, 1000
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off")
 
 
@@ -63,13 +65,13 @@ def resolve_input(asset: Any) -> tuple[Any, str]:
     if path.is_dir():
         for name in ("textured.glb", "edited.glb", "textured.obj", "edited.obj"):
             if (path / name).exists():
-                return Mesh.load(path / name), str(path / name)
+                return load_mesh(path / name), str(path / name)
         raise ValueError(f"input folder {path} is not a csdkit texture or edit run (no textured.glb / "
                          "edited.glb in it)")
     if path.suffix.lower() not in MESH_SUFFIXES:
         raise ValueError(f"input {path} has an unsupported type {path.suffix or '(no suffix)'}; expected a "
                          f"mesh file ({', '.join(MESH_SUFFIXES)}) or a csdkit run directory")
-    return Mesh.load(path), str(path)
+    return load_mesh(path), str(path)
 
 
 def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
@@ -108,15 +110,11 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
     Returns:
         :class:`~csdkit.edit.EditResult` with ``files`` (``glb``, ``obj``, ``comparison``, ``report``...).
     """
+    check_prompt(_FN, target_prompt, "target_prompt")
     bad = [f for f in formats if f not in ("glb", "obj")]
     if bad:
         raise ValueError(f"{_FN}(): formats must be among ('glb', 'obj'), got {bad}")
-    run = RunDirectory(out_dir) if out_dir is not None else None
-    if resume and run is None:
-        raise ValueError(f"{_FN}(): resume=True needs the out_dir of the run to continue")
-    if run is not None and not resume and list_checkpoints(run.checkpoints):
-        raise ValueError(f"{_FN}(): {run.path} already holds a run; pass resume=True (--resume) to continue it "
-                         "or choose another out_dir")
+    run = open_run(_FN, out_dir, resume)
     obj, source = resolve_input(asset)
     # Fail on bad input before loading a model: an untextured mesh, a region outside the asset.
     if isinstance(obj, (Mesh, TexturedMesh)):
@@ -127,12 +125,12 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
     model_name = prior if isinstance(prior, str) else ("mini" if prior is None else None)
     prior_obj = load_prior(prior, dev, quiet=quiet)
     d = defaults_for(prior_obj)
-    is_mini = isinstance(prior_obj, MiniPrior)
+    mini = is_mini(prior_obj)
     kwargs: dict[str, Any] = {"resolution": d.resolution, "batch_size": d.batch_size, "t_range": d.t_range,
                               "distance_range": d.distance_range, "fov_range": d.fov_range,
-                              "view_prompts": not is_mini, "lr": 0.05 if is_mini else 0.02}
+                              "view_prompts": not mini, "lr": 0.05 if mini else 0.02}
     kwargs.update(editor_kwargs)
-    steps = (200 if is_mini else 1000) if steps is None else steps
+    steps = (MINI_STEPS if mini else SD_STEPS) if steps is None else steps
     editor = Editor(prior_obj, target_prompt, source_prompt, fidelity=fidelity, region=region, steps=steps,
                     seed=seed, up=up, front=front, **kwargs)
     if run is not None and not resume:
@@ -141,54 +139,47 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
                           "init_color": init_color, "texture_size": texture_size, **editor.to_config()})
     result = editor.edit(obj, run_dir=run, resume=resume, progress=progress, callback=callback, device=dev)
     if run is not None and result.status == "completed":
-        t0 = time.perf_counter()
-        result.files = _write_outputs(run, editor, result, formats, dev)
-        atomic_write_bytes(run.path / "edit_metrics.json", json.dumps(result.metrics, indent=2).encode())
-        result.files["report"] = write_report(
-            run, f"edit: {target_prompt}", results={"Original (top) and edited (bottom)":
-                                                    result.files["comparison"]},
-            summary={"input": source, "target": target_prompt, "source": source_prompt or "(none: plain CSD)",
-                     "fidelity": editor.fidelity.to_config(),
-                     "region": editor.region.source if editor.region is not None else "(whole asset)",
-                     "steps": result.steps, "optimization seconds": f"{result.seconds:.1f}",
-                     "export seconds": f"{time.perf_counter() - t0:.1f}",
-                     **{k: f"{v:.4g}" for k, v in result.metrics.items()},
-                     "files": ", ".join(p.name for p in result.files.values())})
+        result.files = _write_outputs(run, editor, result, source, formats, dev)
     result.out_dir = run.path if run is not None else None
     return result
 
 
-def _write_outputs(run: RunDirectory, editor: Editor, result: EditResult, formats, dev) -> dict[str, Path]:
-    files: dict[str, Path] = {}
+def _write_outputs(run: RunDirectory, editor: Editor, result: EditResult, source: str, formats,
+                   dev) -> dict[str, Path]:
+    exports: dict[str, Any] = {}
     if result.kind == "appearance":
         for fmt in formats:
-            files[fmt] = result.asset.save(run.path / f"edited.{fmt}")
+            exports[f"edited.{fmt}"] = lambda path: save_mesh(result.asset, path)
         views = [_mesh_turntable(m, editor, dev) for m in (result.original, result.asset)]
     else:
-        state = {"state_dict": {k: v.cpu() for k, v in result.asset.state_dict().items()},
-                 "region": editor.region.source if editor.region is not None else None,
-                 "class": type(result.asset).__name__}
-        atomic_save(state, run.path / "edited_volume.pt")
-        files["volume"] = run.path / "edited_volume.pt"
+        def save_volume(path: Path) -> Path:
+            atomic_save({"state_dict": {k: v.cpu() for k, v in result.asset.state_dict().items()},
+                         "region": editor.region.source if editor.region is not None else None,
+                         "class": type(result.asset).__name__}, path)
+            return path
+
+        exports["edited_volume.pt"] = save_volume
         mesh = _volume_mesh(result.asset)
         if mesh is not None and "glb" in formats:
-            files["glb"] = mesh.save(run.path / "edited.glb")
+            exports["edited.glb"] = lambda path: save_mesh(mesh, path)
         views = [_volume_turntable(v, editor, dev) for v in (result.original, result.asset)]
-    files["turntable_original"] = save_png(image_grid(views[0], columns=4), run.path / "turntable_original.png")
-    files["turntable_edited"] = save_png(image_grid(views[1], columns=4), run.path / "turntable_edited.png")
-    files["comparison"] = save_png(image_grid(torch.cat(views), columns=8), run.path / "comparison.png")
-    return files
-
-
-def _turntable_cameras(editor: Editor, dev, n: int = 8) -> Cameras:
-    """Orbit cameras that keep the whole unit sphere in frame with a 15% margin."""
-    fov = sum(editor.fov_range) / 2
-    distance = max(sum(editor.distance_range) / 2, 1.15 / math.sin(math.radians(fov) / 2))
-    return Cameras.orbit(n, elevation=15.0, distance=distance, fov_y=fov).to(dev)
+    atomic_write_bytes(run.path / "edit_metrics.json", json.dumps(result.metrics, indent=2).encode())
+    images = {
+        "Original (top) and edited (bottom)": ("comparison.png", lambda p: save_png(
+            image_grid(torch.cat(views), columns=8), p)),
+        "Original": ("turntable_original.png", lambda p: save_png(image_grid(views[0], columns=4), p)),
+        "Edited": ("turntable_edited.png", lambda p: save_png(image_grid(views[1], columns=4), p)),
+    }
+    summary = {"input": source, "target": editor.target_prompt,
+               "source": editor.source_prompt or "(none: plain CSD)", "fidelity": editor.fidelity.to_config(),
+               "region": editor.region.source if editor.region is not None else "(whole asset)",
+               "steps": result.steps, "optimization seconds": f"{result.seconds:.1f}",
+               **{k: f"{v:.4g}" for k, v in result.metrics.items()}}
+    return write_results(run, f"edit: {editor.target_prompt}", exports=exports, images=images, summary=summary)
 
 
 def _mesh_turntable(mesh: Mesh, editor: Editor, dev, size: int = 256) -> torch.Tensor:
-    cams = _turntable_cameras(editor, dev)
+    cams = turntable_cameras(8, editor.distance_range, editor.fov_range, dev)
     view = mesh.normalized(up=editor.up, front=editor.front, verbose=False).to(dev)
     with torch.no_grad():
         out = MeshRenderer(size).render(view, cams, shading="lambertian", background=0.6,
@@ -198,7 +189,7 @@ def _mesh_turntable(mesh: Mesh, editor: Editor, dev, size: int = 256) -> torch.T
 
 
 def _volume_turntable(volume: nn.Module, editor: Editor, dev, size: int = 128) -> torch.Tensor:
-    cams = _turntable_cameras(editor, dev)
+    cams = turntable_cameras(8, editor.distance_range, editor.fov_range, dev)
     renderer = VolumeRenderer(size, n_samples_per_ray=editor.volume_samples * 2, grid=None, background=0.6)
     with torch.no_grad():
         return renderer.render(volume, cams, shading="albedo")["rgb"].cpu()
@@ -206,8 +197,6 @@ def _volume_turntable(volume: nn.Module, editor: Editor, dev, size: int = 128) -
 
 def _volume_mesh(volume: nn.Module, resolution: int = 96) -> Mesh | None:
     """The isosurface of the edited volume with its albedo as vertex colours (None when empty)."""
-    from ..edit.volume import RegionVolume
-
     radius = float(volume.radius)
     step = 3 ** 0.5 * 2 * radius / 96
     threshold = -math.log(0.9) / step  # where one marching step is 10% opaque (as the bbox-fill metric)

@@ -107,13 +107,14 @@ def test_shape_edit_moves_toward_target(prior):
     assert result.metrics["bbox_fill"] > fill0 + 0.15, result.metrics
 
 
-def test_shape_edit_region_keeps_outside(prior):
+def test_shape_edit_region_keeps_outside(prior, tmp_path):
     torch.manual_seed(0)
     ball = csdkit.ImplicitVolume(radius=1.0, encoding=csdkit.HashGridEncoding(3, n_levels=4, log2_hashmap_size=12),
                                  density_bias="blob", blob_scale=10.0, blob_std=0.5)
-    editor = Editor(prior, "a cube", "a sphere", region="box:-1,0,-1,1,1,1", steps=3, lr=0.05, batch_size=1,
-                    volume_samples=32)
-    result = editor.edit(ball, progress=False)
+    result = edit(ball, "a cube", source_prompt="a sphere", region="box:-1,0,-1,1,1,1", steps=3, prior=prior,
+                  lr=0.05, batch_size=1, volume_samples=32, out_dir=tmp_path / "vol", progress=False, quiet=True)
+    for name in ("edited_volume.pt", "edited.glb", "comparison.png", "report.html", "edit_metrics.json"):
+        assert (tmp_path / "vol" / name).exists(), name
     pts = torch.rand(2000, 3) * 2 - 1
     below = pts[:, 1] < 0
     with torch.no_grad():

@@ -54,20 +54,33 @@ class RegionVolume(nn.Module):
     def aabb(self) -> torch.Tensor:
         return self.original.aabb
 
-    def density(self, points: torch.Tensor) -> torch.Tensor:
+    def _split(self, points: torch.Tensor, fn_in, fn_out):
+        """Evaluate ``fn_in`` on the points inside the box and ``fn_out`` on the others (each field only
+        where it is used), and put the results back in the points' order."""
         inside = self.region.contains(points)
-        return torch.where(inside, self.edited.density(points), self.original.density(points))
+        n_in = int(inside.sum())
+        if n_in == points.shape[0]:
+            return fn_in(points)
+        if n_in == 0:
+            return fn_out(points)
+        idx_in, idx_out = inside.nonzero().squeeze(1), (~inside).nonzero().squeeze(1)
+        a, b = fn_in(points[idx_in]), fn_out(points[idx_out])
+        order = torch.argsort(torch.cat([idx_in, idx_out]))
+        if isinstance(a, dict):
+            return {k: torch.cat([a[k], b[k].to(a[k].dtype)])[order] for k in a}
+        return torch.cat([a, b])[order]
+
+    def density(self, points: torch.Tensor) -> torch.Tensor:
+        """Density ``[N]`` at ``points [N, 3]``: the edited field's inside the box, the original's outside."""
+        return self._split(points, self.edited.density, self.original.density)
 
     def forward(self, points: torch.Tensor, with_normals: bool = False) -> dict[str, torch.Tensor]:
-        inside = self.region.contains(points)
-        a = self.edited(points, with_normals=with_normals)
-        with torch.no_grad():
-            b = self.original(points, with_normals=with_normals)
-        out = {}
-        for key, value in a.items():
-            m = inside if value.dim() == 1 else inside[:, None]
-            out[key] = torch.where(m, value, b[key])
-        return out
+        """Like :meth:`csdkit.ImplicitVolume.forward`, composed from the two fields by the box."""
+        def outside(p):
+            with torch.no_grad():
+                return self.original(p, with_normals=with_normals)
+
+        return self._split(points, lambda p: self.edited(p, with_normals=with_normals), outside)
 
     def isosurface(self, threshold: float = 25.0, resolution: int = 128) -> Isosurface:
         """Mesh of the level set ``density = threshold`` of the composed field (see ImplicitVolume.isosurface)."""

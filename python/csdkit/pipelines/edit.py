@@ -188,14 +188,16 @@ def _mesh_turntable(mesh: Mesh, editor: Editor, dev, size: int = 256) -> torch.T
     return out["rgb"].cpu()
 
 
-def _volume_turntable(volume: nn.Module, editor: Editor, dev, size: int = 128) -> torch.Tensor:
+def _volume_turntable(volume: nn.Module, editor: Editor, dev, size: int = 64) -> torch.Tensor:
     cams = turntable_cameras(8, editor.distance_range, editor.fov_range, dev)
-    renderer = VolumeRenderer(size, n_samples_per_ray=editor.volume_samples * 2, grid=None, background=0.6)
+    renderer = VolumeRenderer(size, n_samples_per_ray=editor.volume_samples, grid_resolution=32,
+                              background=0.6)
     with torch.no_grad():
+        renderer.update_grid(volume, 0, force=True)  # skip the empty space of the box
         return renderer.render(volume, cams, shading="albedo")["rgb"].cpu()
 
 
-def _volume_mesh(volume: nn.Module, resolution: int = 96) -> Mesh | None:
+def _volume_mesh(volume: nn.Module, resolution: int = 64) -> Mesh | None:
     """The isosurface of the edited volume with its albedo as vertex colours (None when empty)."""
     radius = float(volume.radius)
     step = 3 ** 0.5 * 2 * radius / 96

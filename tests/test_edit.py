@@ -136,6 +136,20 @@ def test_region_parsing_errors(tmp_path):
     assert parse_region(str(tmp_path / "faces.txt")).face_ids.tolist() == [0, 1, 2, 3, 4]
 
 
+def test_region_texel_masks(red_sphere):
+    raster = rasterize_uv(red_sphere, (SIZE, SIZE))
+    painted = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    painted[: SIZE // 2] = True
+    m = Region.uv_mask(painted).texel_mask(red_sphere, raster, (SIZE, SIZE))
+    assert torch.equal(m[painted], painted[painted]) and not m[SIZE // 2 + 3:][raster.mask[SIZE // 2 + 3:]].any()
+    faces = Region.faces([0, 1, 2]).texel_mask(red_sphere, raster, (SIZE, SIZE))
+    assert torch.equal(faces & raster.mask, torch.isin(raster.face_id, torch.tensor([0, 1, 2])))
+    with pytest.raises(ValueError, match="out of range"):
+        Region.faces([10**6]).texel_mask(red_sphere, raster, (SIZE, SIZE))
+    with pytest.raises(ValueError, match="texture's size"):
+        Region.uv_mask(painted[:, :64]).texel_mask(red_sphere, raster, (SIZE, SIZE))
+
+
 def _cli(capsys, *args) -> tuple[int, str]:
     code = cli_main(["edit", *map(str, args), "--no-progress"])
     err = capsys.readouterr().err.strip()
@@ -158,7 +172,7 @@ def test_cli_errors(capsys, tmp_path, red_glb, red_sphere):
         code, err = _cli(capsys, *args, "--out", tmp_path / f"run{i}", "--steps", 1)
         assert code == 2, (args, err)
         assert message in err and len(err.splitlines()) == 1, err
-    # a face selection and a right-sized mask are accepted; --init-color starts an untextured mesh
+    # a face selection is accepted; --init-color starts an untextured mesh
     faces = tmp_path / "faces.txt"
     faces.write_text(" ".join(map(str, range(0, red_sphere.num_faces, 2))))
     code, err = _cli(capsys, red_glb, "a green sphere", "--region", faces, "--steps", 2, "--out", tmp_path / "f")

@@ -157,11 +157,9 @@ class Region:
             if tuple(self.mask.shape) != (h, w):
                 raise ValueError(f"region: the UV mask is {self.mask.shape[1]}x{self.mask.shape[0]} but the "
                                  f"texture is {w}x{h}; the mask must be the texture's size")
-            inside = self.mask.cpu() & covered
-            if not bool(inside.any()):
+            if not bool((self.mask.cpu() & covered).any()):
                 raise ValueError("region: the UV mask selects no texel covered by the mesh's UV charts")
-            # texels the user painted outside every chart are theirs to change too
-            inside = self.mask.cpu().clone()
+            inside = self.mask.cpu().clone()  # texels painted outside every chart are the user's to change too
         return inside | (grow(inside, GUTTER_TEXELS) & ~covered)
 
     def to_config(self) -> str:

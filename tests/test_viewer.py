@@ -14,7 +14,7 @@ from viewer_scenes import banded_sphere
 
 from csdkit.cli import main as cli_main
 from csdkit.geometry.mesh import Mesh
-from csdkit.texture.export import save_glb, save_obj
+from csdkit.io import save_glb, save_obj
 from csdkit.training import RunDirectory, write_report
 from csdkit.training.report import report_csp
 from csdkit.viewer import (

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 import torch
 from viewer_scenes import (
-    banded_sphere,
     band_fractions,
+    banded_sphere,
     chromium_available,
     foreground,
     png_to_float,
@@ -32,9 +32,9 @@ from viewer_scenes import (
 )
 
 from csdkit.geometry.mesh import Mesh
+from csdkit.io import save_glb
 from csdkit.render.cameras import Cameras
 from csdkit.render.mesh_renderer import MeshRenderer
-from csdkit.texture.export import save_glb
 from csdkit.viewer import ViewerCamera, viewer_html
 
 CAM = ViewerCamera(elevation=15.0, azimuth=30.0, distance=3.0, fov_y=45.0, target=(0.0, 0.0, 0.0))

@@ -13,7 +13,7 @@ import pytest
 import torch
 from viewer_scenes import banded_sphere
 
-from csdkit.texture.export import save_glb
+from csdkit.io import save_glb
 
 NODE = shutil.which("node")
 JS_TESTS = Path(__file__).parent / "js"

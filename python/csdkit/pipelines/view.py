@@ -12,12 +12,10 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from ..geometry.mesh import Mesh
-from ..geometry.mesh_io import SUPPORTED_FORMATS
-from ..texture.export import save_glb
+from ..io import SUPPORTED_FORMATS, glb_bytes
 from ..viewer import MAX_GLB_BYTES, ViewerCamera, inspect_glb, viewer_html
 
 __all__ = ["mesh_to_glb_bytes", "run_dir_glbs", "view"]
@@ -51,9 +49,7 @@ def mesh_to_glb_bytes(path: str | Path) -> bytes:
         info = inspect_glb(data)
         if not info.unsupported_extensions:
             return data
-    with tempfile.TemporaryDirectory(prefix="csdkit-view-") as tmp:
-        out = save_glb(Mesh.load(path), Path(tmp) / "mesh.glb")
-        data = out.read_bytes()
+    data = glb_bytes(Mesh.load(path), fn=_FN)
     inspect_glb(data)  # the size limit applies to what is embedded
     return data
 

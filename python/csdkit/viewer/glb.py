@@ -133,7 +133,8 @@ def _view(doc: dict, index, bin_len: int, what: str) -> int:
         raise _fail(f"malformed glTF: bufferView {index} has byteOffset {off!r}, byteLength {length!r}")
     buf_len = _buffer_len(doc, view.get("buffer", 0), bin_len, f"bufferView {index}")
     if off + length > buf_len:
-        raise _fail(f"malformed GLB: bufferView {index} ({off} + {length} bytes) runs past its buffer ({buf_len} bytes)")
+        raise _fail(f"malformed GLB: bufferView {index} ({off} + {length} bytes) runs past its buffer "
+                    f"({buf_len} bytes)")
     return length
 
 

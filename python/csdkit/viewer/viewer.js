@@ -687,15 +687,15 @@ void main() {
       const blob = new Blob([t.bytes], { type: t.mimeType });
       let bitmap;
       try {
-        bitmap = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none", imageOrientation: "none" });
+        // raw texel values: no colour-space conversion, no premultiplication (ImageBitmap uploads ignore the
+        // UNPACK_* pixel-store flags, so the decode options are what count)
+        bitmap = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
       } catch (e) {
         throw new Error(`the browser could not decode the embedded ${t.mimeType} texture (${e.message || e})`);
       }
       const tex = gl.createTexture();
       gl.bindTexture(gl.TEXTURE_2D, tex);
-      gl.pixelStorei(gl.UNPACK_FLIP_Y_WEBGL, false);  // glTF UV (0, 0) is the top-left texel: row 0 first
-      gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
-      gl.pixelStorei(gl.UNPACK_COLORSPACE_CONVERSION_WEBGL, gl.NONE);
+      // not flipped: glTF's UV (0, 0) is the top-left texel, and the image's first row is texture row 0
       gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, bitmap);
       const s = t.sampler, mip = s.minFilter >= 9984 && s.minFilter <= 9987;
       if (mip) gl.generateMipmap(gl.TEXTURE_2D);

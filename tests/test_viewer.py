@@ -216,3 +216,41 @@ def test_viewer_js_is_a_package_asset():
 
     asset = resources.files("csdkit.viewer").joinpath("viewer.js")
     assert asset.is_file() and "function parseGLB" in asset.read_text()
+
+
+def test_cli_view_reexports_a_draco_glb(tmp_path, capsys):
+    draco = pytest.importorskip("DracoPy")  # a csdkit.io dependency (Makefile deps)
+    mesh = banded_sphere()
+    enc = draco.encode(mesh.vertices.numpy(), mesh.faces.numpy().astype("uint32"))
+    ext = "KHR_draco_mesh_compression"
+    doc = {"asset": {"version": "2.0"}, "extensionsUsed": [ext], "extensionsRequired": [ext],
+           "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0}],
+           "meshes": [{"primitives": [{"attributes": {"POSITION": 0}, "indices": 1,
+                                       "extensions": {ext: {"bufferView": 0, "attributes": {"POSITION": 0}}}}]}],
+           "accessors": [{"componentType": 5126, "count": mesh.num_vertices, "type": "VEC3",
+                          "min": [-1.0, -1.0, -1.0], "max": [1.0, 1.0, 1.0]},
+                         {"componentType": 5125, "count": 3 * mesh.num_faces, "type": "SCALAR"}],
+           "bufferViews": [{"buffer": 0, "byteOffset": 0, "byteLength": len(enc)}],
+           "buffers": [{"byteLength": len(enc)}]}
+    src = tmp_path / "draco.glb"
+    src.write_bytes(glb_from(doc, enc))
+    assert inspect_glb(src.read_bytes()).unsupported_extensions == (ext,)
+    assert cli_main(["view", str(src)]) == 0
+    blob = re.search(r'base64">([^<]*)<', (tmp_path / "draco.view.html").read_text()).group(1)
+    info = inspect_glb(base64.b64decode(blob))  # decoded through csdkit.io, written as a plain GLB
+    assert info.extensions_required == () and info.triangles == mesh.num_faces
+
+
+def test_report_leaves_out_a_view_above_the_limit(sphere_glb, tmp_path, monkeypatch):
+    from csdkit.pipelines import common
+
+    run = RunDirectory(tmp_path / "run")
+    exports = {"textured.glb": lambda p: (p.write_bytes(sphere_glb), p)[1]}
+    files = common.write_results(run, "t", exports=exports, images={}, summary={},
+                                 views={"textured": "textured.glb"})
+    assert 'class="csdkit-viewer"' in files["report"].read_text()
+    monkeypatch.setattr(common, "MAX_GLB_BYTES", len(sphere_glb) - 1)
+    files = common.write_results(run, "t", exports=exports, images={}, summary={},
+                                 views={"textured": "textured.glb"})
+    page = files["report"].read_text()
+    assert 'class="csdkit-viewer"' not in page and "3D view" in page and "left out: the GLBs are" in page

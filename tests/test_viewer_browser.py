@@ -171,7 +171,7 @@ def test_toggles_albedo_uv_checker_wireframe(browser, sphere_page):
     settle(browser)
     wire = canvas_image(browser)
     dark = lambda im: float((im[foreground(im)].max(-1) < 0.15).mean())  # noqa: E731
-    assert dark(lit) < 0.01 and dark(wire) > 0.05, (dark(lit), dark(wire))
+    assert dark(lit) < 0.005 and dark(wire) > 0.055, (dark(lit), dark(wire))  # the whole grid, no z-fighting
     assert browser.find_elements("css selector", ".csdkit-viewer canvas")[1].get_attribute("data-frames")
 
 

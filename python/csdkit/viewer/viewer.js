@@ -1,21 +1,16 @@
-/* csdkit viewer: a small, dependency-free WebGL2 viewer for glTF 2.0 binary (GLB) assets embedded
- * in a page (csdkit reports, `csdkit view`). Part of csdkit (Apache-2.0); see docs/viewer.md.
+/* csdkit viewer: a small, dependency-free WebGL2 viewer for glTF 2.0 binary (GLB) assets embedded in a
+ * page (csdkit reports, `csdkit view`). Part of csdkit (Apache-2.0); design and limits: docs/viewer.md.
  *
- * Page contract (written by csdkit.viewer in Python):
- *   <div class="csdkit-viewer-group" data-config='{"linked":true,"camera":{...},...}'>
- *     <div class="csdkit-viewer" data-label="textured">
- *       (a script element of type application/x-csdkit-glb-base64 holding the GLB as base64)
- *     </div> ...
- *   </div>
- * and this file inlined once or more (it mounts every group not mounted yet). No network access:
- * the GLB is decoded from the page, its embedded PNG/JPEG by the browser (createImageBitmap).
+ * Page contract (written by csdkit.viewer in Python): a div.csdkit-viewer-group with a JSON data-config
+ * ({linked, camera, size, background, ambient, diffuse}) holding one div.csdkit-viewer[data-label] per
+ * asset, each with a script element of type application/x-csdkit-glb-base64 holding the GLB; this file
+ * is inlined once or more and mounts every group not mounted yet. Nothing is fetched: the GLB is decoded
+ * from the page, its embedded PNG/JPEG by the browser (createImageBitmap).
  *
- * Camera conventions are csdkit.render.Cameras': +Y up, azimuth 0 on +Z growing towards +X,
- * elevation towards +Y, camera looks down its -Z, OpenGL projection; shading is csdkit's
- * MeshRenderer "lambertian": albedo * (ambient + diffuse * max(0, n.l)) on the sRGB-encoded albedo,
- * with the light along the direction from the orbit target to the camera, no tone mapping.
- *
- * Loads in node too (module.exports = the same API without the DOM parts) for the unit tests.
+ * Camera conventions are csdkit.render.Cameras': +Y up, azimuth 0 on +Z growing towards +X, elevation
+ * towards +Y, the camera looks down its -Z, OpenGL projection. "lit" is MeshRenderer's "lambertian":
+ * albedo * (ambient + diffuse * max(0, n.l)) on the sRGB-encoded albedo, light from the orbit target
+ * towards the camera, no tone mapping. In node, module.exports is the API without the DOM (unit tests).
  */
 (function (root, factory) {
   "use strict";
@@ -49,28 +44,23 @@
       }
       return o;
     },
-    invert(m) {  // general 4x4 inverse (cofactors); throws on a singular matrix
+    invert(m) {  // Gauss-Jordan with partial pivoting; throws on a singular matrix
+      const a = Array.from({ length: 4 }, (_, r) => [0, 1, 2, 3].map((c) => m[c * 4 + r]).concat([0, 1, 2, 3].map((c) => (c === r ? 1 : 0))));
+      for (let c = 0; c < 4; c++) {
+        let p = c;
+        for (let r = c + 1; r < 4; r++) if (Math.abs(a[r][c]) > Math.abs(a[p][c])) p = r;
+        if (!(Math.abs(a[p][c]) > 1e-300)) throw new Error("mat4.invert: singular matrix");
+        [a[c], a[p]] = [a[p], a[c]];
+        const d = a[c][c];
+        for (let k = 0; k < 8; k++) a[c][k] /= d;
+        for (let r = 0; r < 4; r++) {
+          if (r === c || a[r][c] === 0) continue;
+          const f = a[r][c];
+          for (let k = 0; k < 8; k++) a[r][k] -= f * a[c][k];
+        }
+      }
       const inv = new Float64Array(16);
-      const a = m;
-      inv[0] = a[5] * a[10] * a[15] - a[5] * a[11] * a[14] - a[9] * a[6] * a[15] + a[9] * a[7] * a[14] + a[13] * a[6] * a[11] - a[13] * a[7] * a[10];
-      inv[4] = -a[4] * a[10] * a[15] + a[4] * a[11] * a[14] + a[8] * a[6] * a[15] - a[8] * a[7] * a[14] - a[12] * a[6] * a[11] + a[12] * a[7] * a[10];
-      inv[8] = a[4] * a[9] * a[15] - a[4] * a[11] * a[13] - a[8] * a[5] * a[15] + a[8] * a[7] * a[13] + a[12] * a[5] * a[11] - a[12] * a[7] * a[9];
-      inv[12] = -a[4] * a[9] * a[14] + a[4] * a[10] * a[13] + a[8] * a[5] * a[14] - a[8] * a[6] * a[13] - a[12] * a[5] * a[10] + a[12] * a[6] * a[9];
-      inv[1] = -a[1] * a[10] * a[15] + a[1] * a[11] * a[14] + a[9] * a[2] * a[15] - a[9] * a[3] * a[14] - a[13] * a[2] * a[11] + a[13] * a[3] * a[10];
-      inv[5] = a[0] * a[10] * a[15] - a[0] * a[11] * a[14] - a[8] * a[2] * a[15] + a[8] * a[3] * a[14] + a[12] * a[2] * a[11] - a[12] * a[3] * a[10];
-      inv[9] = -a[0] * a[9] * a[15] + a[0] * a[11] * a[13] + a[8] * a[1] * a[15] - a[8] * a[3] * a[13] - a[12] * a[1] * a[11] + a[12] * a[3] * a[9];
-      inv[13] = a[0] * a[9] * a[14] - a[0] * a[10] * a[13] - a[8] * a[1] * a[14] + a[8] * a[2] * a[13] + a[12] * a[1] * a[10] - a[12] * a[2] * a[9];
-      inv[2] = a[1] * a[6] * a[15] - a[1] * a[7] * a[14] - a[5] * a[2] * a[15] + a[5] * a[3] * a[14] + a[13] * a[2] * a[7] - a[13] * a[3] * a[6];
-      inv[6] = -a[0] * a[6] * a[15] + a[0] * a[7] * a[14] + a[4] * a[2] * a[15] - a[4] * a[3] * a[14] - a[12] * a[2] * a[7] + a[12] * a[3] * a[6];
-      inv[10] = a[0] * a[5] * a[15] - a[0] * a[7] * a[13] - a[4] * a[1] * a[15] + a[4] * a[3] * a[13] + a[12] * a[1] * a[7] - a[12] * a[3] * a[5];
-      inv[14] = -a[0] * a[5] * a[14] + a[0] * a[6] * a[13] + a[4] * a[1] * a[14] - a[4] * a[2] * a[13] - a[12] * a[1] * a[6] + a[12] * a[2] * a[5];
-      inv[3] = -a[1] * a[6] * a[11] + a[1] * a[7] * a[10] + a[5] * a[2] * a[11] - a[5] * a[3] * a[10] - a[9] * a[2] * a[7] + a[9] * a[3] * a[6];
-      inv[7] = a[0] * a[6] * a[11] - a[0] * a[7] * a[10] - a[4] * a[2] * a[11] + a[4] * a[3] * a[10] + a[8] * a[2] * a[7] - a[8] * a[3] * a[6];
-      inv[11] = -a[0] * a[5] * a[11] + a[0] * a[7] * a[9] + a[4] * a[1] * a[11] - a[4] * a[3] * a[9] - a[8] * a[1] * a[7] + a[8] * a[3] * a[5];
-      inv[15] = a[0] * a[5] * a[10] - a[0] * a[6] * a[9] - a[4] * a[1] * a[10] + a[4] * a[2] * a[9] + a[8] * a[1] * a[6] - a[8] * a[2] * a[5];
-      const det = a[0] * inv[0] + a[1] * inv[4] + a[2] * inv[8] + a[3] * inv[12];
-      if (!det || !isFinite(det)) throw new Error("mat4.invert: singular matrix");
-      for (let i = 0; i < 16; i++) inv[i] /= det;
+      for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) inv[c * 4 + r] = a[r][4 + c];
       return inv;
     },
     // Node transform from glTF translation / rotation (quaternion x, y, z, w) / scale.
@@ -463,9 +453,7 @@
 
   function el(tag, attrs, parent) {
     const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "text") e.textContent = v; else if (k === "className") e.className = v; else e.setAttribute(k, v);
-    }
+    for (const [k, v] of Object.entries(attrs || {})) k === "text" ? (e.textContent = v) : e.setAttribute(k === "className" ? "class" : k, v);
     if (parent) parent.appendChild(e);
     return e;
   }
@@ -473,9 +461,13 @@
   const VS = `#version 300 es
 layout(location=0) in vec3 aPos; layout(location=1) in vec3 aNormal; layout(location=2) in vec2 aUV;
 layout(location=3) in vec4 aColor;
-uniform mat4 uViewProj;
+uniform mat4 uViewProj; uniform float uDepthBias;
 out vec3 vPos; out vec3 vNormal; out vec2 vUV; out vec4 vColor;
-void main() { vPos = aPos; vNormal = aNormal; vUV = aUV; vColor = aColor; gl_Position = uViewProj * vec4(aPos, 1.0); }`;
+void main() {
+  vPos = aPos; vNormal = aNormal; vUV = aUV; vColor = aColor;
+  gl_Position = uViewProj * vec4(aPos, 1.0);
+  gl_Position.z -= uDepthBias * gl_Position.w;  // wireframe edges: drawn just in front of their surface
+}`;
   const FS = `#version 300 es
 precision highp float;
 in vec3 vPos; in vec3 vNormal; in vec2 vUV; in vec4 vColor;
@@ -543,12 +535,12 @@ void main() {
       this.views = views.map((v) => new View(this, v));
       this.ready = Promise.all(this.views.map((v) => v.ready)).then(() => {
         this.home();
-        this.drawAll();
+        for (const v of this.views) if (v.gl && !v.error) v.draw();  // "ready" means drawn
         return this;
       });
     }
     home() {  // starting camera: one fit of the union of all views (linked) or one per view
-      const ok = this.views.filter((v) => v.sphere);
+      const ok = this.views.filter((v) => v.sphere && !v.error);
       if (!ok.length) return;
       const union = unionSphere(ok.map((v) => v.sphere));
       for (const v of ok) {
@@ -634,7 +626,7 @@ void main() {
       if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) throw new Error("shader link: " + gl.getProgramInfoLog(prog));
       this.prog = prog;
       this.u = {};
-      for (const name of ["uViewProj", "uTex", "uHasTex", "uManaged", "uFactor", "uMode", "uLine", "uEye", "uLight", "uAmbient", "uDiffuse"]) {
+      for (const name of ["uViewProj", "uDepthBias", "uTex", "uHasTex", "uManaged", "uFactor", "uMode", "uLine", "uEye", "uLight", "uAmbient", "uDiffuse"]) {
         this.u[name] = gl.getUniformLocation(prog, name);
       }
       const textures = new Map();
@@ -734,6 +726,7 @@ void main() {
       }, { passive: false });
       c.addEventListener("dblclick", () => this.group.reset());
       c.addEventListener("contextmenu", (e) => e.preventDefault());
+      c.addEventListener("webglcontextlost", () => this.fail(new Error("the browser dropped this view's WebGL context (too many 3D views open?); reload the page")));
     }
     requestDraw() {
       if (!this.gl || this.error || this.pendingFrame) return;
@@ -766,7 +759,7 @@ void main() {
       gl.uniform1i(this.u.uMode, this.group.mode);
       gl.uniform1i(this.u.uTex, 0);
       const wire = this.group.wireframe;
-      if (wire) { gl.enable(gl.POLYGON_OFFSET_FILL); gl.polygonOffset(1, 1); } else gl.disable(gl.POLYGON_OFFSET_FILL);
+      gl.depthFunc(gl.LEQUAL);
       for (const p of this.prims) {
         gl.bindVertexArray(p.vao);
         if (!p.src.uvs) gl.vertexAttrib2f(2, 0, 0);
@@ -777,6 +770,7 @@ void main() {
         gl.uniform1i(this.u.uManaged, p.managed ? 1 : 0);
         gl.uniform4fv(this.u.uFactor, p.factor);
         gl.uniform1i(this.u.uLine, 0);
+        gl.uniform1f(this.u.uDepthBias, 0);
         gl.drawElements(gl.TRIANGLES, p.count, gl.UNSIGNED_INT, 0);
         if (wire) {
           if (!p.lines) {
@@ -789,6 +783,9 @@ void main() {
           }
           gl.bindVertexArray(p.lines.vao);
           gl.uniform1i(this.u.uLine, 1);
+          // NDC depth over the object spans about [-1, 1] (near/far hug the bounding sphere): 0.002 is a
+          // few hundred depth steps, much less than any surface in front of the edge
+          gl.uniform1f(this.u.uDepthBias, 0.002);
           gl.drawElements(gl.LINES, p.lines.count, gl.UNSIGNED_INT, 0);
         }
         gl.bindVertexArray(null);

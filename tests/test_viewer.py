@@ -143,6 +143,16 @@ def test_embed_viewer_config_and_errors(sphere_glb, tmp_path):
         ViewerCamera(distance=-1.0)
 
 
+def test_viewer_camera_from_cameras():
+    from csdkit.render.cameras import Cameras
+
+    cam = ViewerCamera.from_cameras(Cameras.from_spherical([5.0, 20.0], [10.0, -40.0], 3.3, fov_y=42.0), index=1)
+    assert (cam.elevation, cam.azimuth, cam.distance, cam.fov_y) == pytest.approx((20.0, -40.0, 3.3, 42.0), abs=1e-4)
+    assert cam.target == (0.0, 0.0, 0.0)
+    with pytest.raises(TypeError, match="csdkit.Cameras"):
+        ViewerCamera.from_cameras(object())
+
+
 def test_write_report_embeds_viewers_and_sets_the_csp(sphere_glb, tmp_path):
     run = RunDirectory(tmp_path / "run")
     plain = write_report(run, "plain").read_text()

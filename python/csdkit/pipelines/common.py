@@ -110,11 +110,9 @@ def turntable_cameras(n: int, distance_range: Sequence[float], fov_range: Sequen
 
 def turntable_view(distance_range: Sequence[float], fov_range: Sequence[float],
                    elevation: float = 15.0) -> ViewerCamera:
-    """The interactive view's starting camera: the first turntable frame (azimuth 0, the same distance
-    and lens as :func:`turntable_cameras`), looking at the origin of the normalized object."""
-    fov = sum(fov_range) / 2
-    distance = max(sum(distance_range) / 2, 1.15 / math.sin(math.radians(fov) / 2))
-    return ViewerCamera(elevation=elevation, azimuth=0.0, distance=distance, fov_y=fov, target=(0.0, 0.0, 0.0))
+    """The interactive view's starting camera: the first turntable frame (azimuth 0, the distance and lens
+    of :func:`turntable_cameras`), looking at the origin of the normalized object."""
+    return ViewerCamera.from_cameras(turntable_cameras(1, distance_range, fov_range, elevation=elevation))
 
 
 @torch.no_grad()

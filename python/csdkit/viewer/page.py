@@ -111,6 +111,20 @@ class ViewerCamera:
         if self.margin <= 0:
             raise ValueError(f"{fn}(): margin must be > 0, got {self.margin}")
 
+    @classmethod
+    def from_cameras(cls, cameras, index: int = 0) -> ViewerCamera:
+        """The view of camera ``index`` of a :class:`csdkit.render.Cameras` batch that looks at the origin
+        (``Cameras.orbit`` / ``from_spherical`` / ``sample`` cameras): its elevation, azimuth, distance and
+        field of view, target ``(0, 0, 0)``. Read through the Cameras properties (no import of render)."""
+        if not all(hasattr(cameras, a) for a in ("elevation", "azimuth", "distance", "fov_y")):
+            raise TypeError("ViewerCamera.from_cameras(): cameras must be csdkit.Cameras, got "
+                            f"{type(cameras).__name__}")
+        def num(values) -> float:  # float32 noise off (15.000000953674316 -> 15.0)
+            return round(float(values[index]), 5)
+
+        return cls(elevation=num(cameras.elevation), azimuth=num(cameras.azimuth), distance=num(cameras.distance),
+                   fov_y=num(cameras.fov_y), target=(0.0, 0.0, 0.0))
+
     def to_config(self) -> dict:
         return {"elevation": float(self.elevation), "azimuth": float(self.azimuth),
                 "distance": None if self.distance is None else float(self.distance), "fov_y": float(self.fov_y),

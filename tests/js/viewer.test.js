@@ -130,6 +130,14 @@ test("parseGLB() transforms normals with the inverse transpose (non-uniform scal
   assert.deepEqual(Array.from(p.indices), [0, 1, 2]);  // no indices: sequential
 });
 
+test("parseGLB() applies a node matrix (column-major) and nested parents", () => {
+  const m = [0, 0, -1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 5, 0, 0, 1];  // rotate 90 degrees about +Y, then x += 5
+  const g = V.parseGLB(quadGLB({ nodes: [{ matrix: m, children: [1] }, { mesh: 0, translation: [0, 0, 1] }] }));
+  // local (1, 0, 0) -> child (1, 0, 1) -> rotated (1, 0, -1) -> translated (6, 0, -1)
+  closeAll(Array.from(g.primitives[0].positions.subarray(3, 6)), [6, 0, -1], 1e-6);
+  closeAll(Array.from(g.primitives[0].normals.subarray(0, 3)), [1, 0, 0], 1e-6);  // +Z normal rotated to +X
+});
+
 test("parseGLB() finds the embedded baseColorTexture image and its sampler", () => {
   const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3, 4]);
   const glb = quadGLB({

@@ -18,7 +18,8 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 #: Flags of the browser tests: software WebGL (SwiftShader), nothing that calls home.
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--no-first-run", "--disable-default-apps", "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio",
+                  "--no-first-run", "--disable-default-apps", "--disable-dev-shm-usage", "--disable-extensions",
+                  "--mute-audio",
                   "--force-device-scale-factor=1", "--window-size=1280,1000")
 #: The texture's colour bands (by longitude, u) and the white polar cap (the top rows: v near 1).
 BANDS = ((0.85, 0.10, 0.10), (0.10, 0.70, 0.20), (0.15, 0.25, 0.90), (0.95, 0.85, 0.10))

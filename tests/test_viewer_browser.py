@@ -275,3 +275,22 @@ def test_malformed_glb_in_a_page_shows_a_message(browser, sphere_page, tmp_path)
     msg = browser.find_element("css selector", ".csdkit-viewer-error").text
     assert msg.startswith("cannot show left:") and "truncated GLB" in msg
     assert math.isfinite(canvas_image(browser, 0).mean())  # the second view still draws
+
+
+def test_csdkit_view_of_an_obj_frames_and_textures_it(browser, tmp_path, capsys):
+    from csdkit.cli import main as cli_main
+    from csdkit.io import save_obj
+
+    mesh = banded_sphere()
+    obj = save_obj(mesh, tmp_path / "ball.obj")  # OBJ + MTL + PNG: through csdkit.io, exported as a GLB
+    assert cli_main(["view", str(obj), "--size", "200", "200"]) == 0
+    page = tmp_path / "ball.view.html"
+    assert capsys.readouterr().out.strip() == str(page)
+    assert open_page(browser, page)["state"] == "ready"
+    # the default view: elevation 15, azimuth 0, the bounding sphere (radius 1) framed with a 15% margin
+    auto = ViewerCamera(elevation=15.0, azimuth=0.0, distance=1.15 / math.sin(math.radians(25.0)), fov_y=50.0,
+                        target=(0.0, 0.0, 0.0))
+    shot = canvas_image(browser)
+    iou, mad = compare(shot, csdkit_render(mesh, auto, 200))
+    assert iou > 0.97 and mad < 0.03, (iou, mad)
+    assert band_fractions(shot, foreground(shot))[0] > 0.3  # azimuth 0 faces the red band (u in [0, 0.25))

@@ -71,6 +71,7 @@ def browser():
 def open_page(driver, path) -> dict:
     """Load ``path`` and wait until every view has loaded (or failed) and drawn."""
     driver.get_log("performance")  # drop earlier events
+    driver.get_log("browser")
     driver.get(path.resolve().as_uri())
     return driver.execute_async_script("""
         const done = arguments[arguments.length - 1];
@@ -241,6 +242,7 @@ def test_texturing_report_shows_the_result_and_loads_nothing(browser, texturing_
     entries = browser.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
     assert all(e.startswith("data:") for e in entries), entries
     assert browser.execute_script("return csdkitViewer.cspViolations") == []
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []  # no console errors
 
     cfg = json.loads(re.search(r'data-config="([^"]+)"', html_text).group(1).replace("&quot;", '"'))
     cam = ViewerCamera(**{k: (tuple(v) if k == "target" else v) for k, v in cfg["camera"].items()})

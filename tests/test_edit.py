@@ -77,7 +77,9 @@ def test_region_box_keeps_outside_texels_bit_for_bit(prior, red_glb, tmp_path):
     change = (edited[inside] - original[inside]).abs().mean()
     assert change > 0.2, float(change)
     # run directory: files, and the GLB keeps the input's placement, UVs and the untouched texels
-    for name in ("edited.glb", "edited.obj", "comparison.png", "turntable_original.png", "turntable_edited.png",
+    assert result.files["glb"].name == "edited.glb"
+    assert "original" in (tmp_path / "run" / "report.html").read_text()
+    for name in ("edited.glb", "original.glb", "edited.obj", "comparison.png", "turntable_original.png", "turntable_edited.png",
                  "report.html", "config.json", "metrics.jsonl", "edit_metrics.json"):
         assert (tmp_path / "run" / name).exists(), name
     back = csdkit.io.load_mesh(tmp_path / "run" / "edited.glb")

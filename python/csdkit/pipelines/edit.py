@@ -5,8 +5,8 @@ in memory), the prior and a :class:`csdkit.Editor`, runs it inside the shared Tr
 writes the run directory::
 
     config.json  metrics.jsonl  checkpoints/  previews/  edit_metrics.json
-    edited.glb  edited.obj (+ .mtl, .png)  turntable_original.png  turntable_edited.png
-    comparison.png (original row over edited row)  report.html
+    edited.glb  edited.obj (+ .mtl, .png)  original.glb  turntable_original.png  turntable_edited.png
+    comparison.png (original row over edited row)  report.html (with a linked 3D view of both GLBs)
 
 The edited GLB/OBJ keeps the input's vertices, faces, UV layout and texture size, so it drops into
 the input's place in a scene. A shape edit of an implicit volume writes ``edited_volume.pt`` and an
@@ -148,6 +148,10 @@ def _write_outputs(run: RunDirectory, editor: Editor, result: EditResult, source
                    dev) -> dict[str, Path]:
     exports: dict[str, Any] = {}
     if result.kind == "appearance":
+        # the input as it was edited from, for the report's side-by-side 3D view (written first: the result
+        # files are keyed by suffix, so files["glb"] is the edited one)
+        if "glb" in formats:
+            exports["original.glb"] = lambda path: save_mesh(result.original, path)
         for fmt in formats:
             exports[f"edited.{fmt}"] = lambda path: save_mesh(result.asset, path)
         views = [_mesh_turntable(m, editor, dev) for m in (result.original, result.asset)]
@@ -159,9 +163,10 @@ def _write_outputs(run: RunDirectory, editor: Editor, result: EditResult, source
             return path
 
         exports["edited_volume.pt"] = save_volume
-        mesh = _volume_mesh(result.asset)
-        if mesh is not None and "glb" in formats:
-            exports["edited.glb"] = lambda path: save_mesh(mesh, path)
+        meshes = {"original.glb": _volume_mesh(result.original), "edited.glb": _volume_mesh(result.asset)}
+        for name, mesh in meshes.items():
+            if mesh is not None and "glb" in formats:
+                exports[name] = lambda path, mesh=mesh: save_mesh(mesh, path)
         views = [_volume_turntable(v, editor, dev) for v in (result.original, result.asset)]
     atomic_write_bytes(run.path / "edit_metrics.json", json.dumps(result.metrics, indent=2).encode())
     images = {
@@ -175,7 +180,9 @@ def _write_outputs(run: RunDirectory, editor: Editor, result: EditResult, source
                "region": editor.region.source if editor.region is not None else "(whole asset)",
                "steps": result.steps, "optimization seconds": f"{result.seconds:.1f}",
                **{k: f"{v:.4g}" for k, v in result.metrics.items()}}
-    return write_results(run, f"edit: {editor.target_prompt}", exports=exports, images=images, summary=summary)
+    glbs = [name for name in ("original.glb", "edited.glb") if name in exports]
+    return write_results(run, f"edit: {editor.target_prompt}", exports=exports, images=images, summary=summary,
+                         views={Path(name).stem: name for name in glbs} or None)
 
 
 def _mesh_turntable(mesh: Mesh, editor: Editor, dev, size: int = 256) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The alignment / fidelity trade-off of ``csdkit.Editor``: one edit at several ``fidelity`` values.
 
 A red demo vase (xatlas atlas, 512 texture) is edited toward "a green cylinder" away from "a red
-cylinder" with the embedded MiniPrior and the job's defaults (200 steps, 64x64 renders, 4 views),
+cylinder" with the embedded MiniPrior and the job's defaults (150 steps, 64x64 renders, 4 views),
 once per fidelity value, plus once without a source prompt (plain CSD) at the default fidelity.
 For each result it measures on 8 held-out orbit views (albedo renders):
 
@@ -11,7 +11,7 @@ For each result it measures on 8 held-out orbit views (albedo renders):
   (alignment with the target);
 * ``red``: the fraction still nearest to red.
 
-    PYTHONPATH=python python examples/edit_fidelity_curve.py [--steps 200] [--json curve.json]
+    PYTHONPATH=python python examples/edit_fidelity_curve.py [--steps 150] [--json curve.json]
 
 The table in docs/editing.md was made with this script.
 """
@@ -46,7 +46,7 @@ def palette_fractions(mesh: csdkit.Mesh, editor: Editor) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--fidelity", type=float, nargs="*", default=[0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")

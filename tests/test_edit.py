@@ -79,8 +79,8 @@ def test_region_box_keeps_outside_texels_bit_for_bit(prior, red_glb, tmp_path):
     # run directory: files, and the GLB keeps the input's placement, UVs and the untouched texels
     assert result.files["glb"].name == "edited.glb"
     assert "original" in (tmp_path / "run" / "report.html").read_text()
-    for name in ("edited.glb", "original.glb", "edited.obj", "comparison.png", "turntable_original.png", "turntable_edited.png",
-                 "report.html", "config.json", "metrics.jsonl", "edit_metrics.json"):
+    for name in ("edited.glb", "original.glb", "edited.obj", "comparison.png", "turntable_original.png",
+                 "turntable_edited.png", "report.html", "config.json", "metrics.jsonl", "edit_metrics.json"):
         assert (tmp_path / "run" / name).exists(), name
     back = csdkit.io.load_mesh(tmp_path / "run" / "edited.glb")
     lo, hi = back.bounds()

@@ -42,7 +42,7 @@ def _setup(device: str):
 
 def cases(device: str, quick: bool) -> list[Case]:
     prior, d, mesh = _setup(device)
-    editor = Editor(prior, "a green cylinder", "a red cylinder", steps=200, resolution=d.resolution,
+    editor = Editor(prior, "a green cylinder", "a red cylinder", steps=150, resolution=d.resolution,
                     batch_size=d.batch_size, distance_range=d.distance_range, fov_range=d.fov_range,
                     t_range=d.t_range)
     view = mesh.normalized(verbose=False).to(device)

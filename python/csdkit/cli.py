@@ -124,7 +124,7 @@ def _edit_parser(sub) -> None:
     p.add_argument("--region", default=None, help="box:XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX in the input's own "
                                                    "coordinates, a face-index file (.txt/.csv/.json/.npy) or a "
                                                    "UV mask image the size of the texture")
-    p.add_argument("--steps", type=int, help="optimization steps (default: 200 with mini)")
+    p.add_argument("--steps", type=int, help="optimization steps (default: 150 with mini, 1000 with Stable Diffusion)")
     p.add_argument("--init-color", default=None, help="R,G,B in [0, 1]: start an untextured mesh from this colour")
     p.add_argument("--model", default=None, help="mini (embedded, default), sd21, or a local model folder")
     p.add_argument("--seed", type=int, default=0)

@@ -9,8 +9,8 @@ description, and keeps what should not change::
 * The first term is CSD with the target as the prompt and the source as the negative prompt
   (:class:`csdkit.guidance.CSD`, three U-Net rows per view; ``beta`` is the ``negative_weight``
   schedule, by default ``1 -> 0.5`` over the run). Without a source prompt it is plain CSD toward
-  the target (``beta = 0``): nothing says what to move *away* from, so every colour that is not
-  the target's is pushed equally and more of the original changes (see ``docs/editing.md``).
+  the target (``beta = 0``): nothing pushes away from what the asset is now, so the same edit
+  moves less in the same steps (measured in ``docs/editing.md``).
 * The fidelity term keeps the edited asset close to the original: for an appearance edit the
   squared difference of the edited and the original renders from the same views; for a shape
   edit also the per-point opacity and albedo of the implicit volume at random points of its box.
@@ -92,7 +92,7 @@ class Editor:
 
     def __init__(self, prior: DiffusionPrior, target_prompt: str, source_prompt: str | None = None, *,
                  fidelity: float | Schedule | Any = DEFAULT_FIDELITY, region: Region | str | None = None,
-                 steps: int = 200, lr: float = 0.05, resolution: int = 64, batch_size: int = 4,
+                 steps: int = 150, lr: float = 0.05, resolution: int = 64, batch_size: int = 4,
                  negative_weight: float | Schedule | Any | None = None, t_range: tuple[Any, Any] = (0.02, 0.98),
                  weighting: str = "one_minus_abar", view_prompts: bool = False, shading: str = "lambertian",
                  distance_range: tuple[float, float] = (3.0, 3.6), fov_range: tuple[float, float] = (38.0, 45.0),

@@ -81,7 +81,10 @@ class Region:
     @classmethod
     def faces(cls, indices, source: str = "") -> Region:
         """A face selection: 0-based indices into the input mesh's faces."""
-        idx = torch.as_tensor(np.asarray(indices)).reshape(-1)
+        if isinstance(indices, torch.Tensor):
+            idx = indices.detach().cpu().reshape(-1)
+        else:
+            idx = torch.as_tensor(np.array(indices)).reshape(-1)
         if idx.numel() == 0:
             raise ValueError(f"{_FN}.faces(): the face selection {source or ''} is empty".replace("  ", " "))
         if idx.is_floating_point():
@@ -98,7 +101,7 @@ class Region:
     @classmethod
     def uv_mask(cls, mask, source: str = "") -> Region:
         """A texel mask ``[H, W]`` (bool, or numbers: > 0.5 is inside) the size of the input's texture."""
-        m = torch.as_tensor(np.array(mask))
+        m = mask.detach().cpu().clone() if isinstance(mask, torch.Tensor) else torch.as_tensor(np.array(mask))
         if m.dim() == 3:
             m = m[..., 0]
         if m.dim() != 2:

@@ -1,8 +1,9 @@
 """``EditableTexture``: an existing texture plus a learnable change, confined to a texel mask.
 
-``texture = where(mask, sigmoid(logit(original) + sum_k upsample(delta_k)), original)`` with
-``delta_k`` a pyramid of zero-initialized logit grids at sizes ``(H, W), (H/2, W/2), ...`` (down to
-16 texels on the short side), like the texturing job's default parametrization: coarse levels
+``texture = where(mask, sigmoid(logit(original) + delta), original)`` with ``delta`` the collapse of
+a pyramid of zero-initialized logit grids at sizes ``(H, W), (H/2, W/2), ...`` (down to 16 texels on
+the short side; each level upsampled onto the next finer one and added), like the texturing job's
+default parametrization: coarse levels
 average the noisy score-distillation gradient over neighbourhoods so a colour change settles
 globally before details move. At step 0 the texture is the original, and outside ``mask`` it is
 the original's tensor itself (bit for bit), whatever the optimizer does.
@@ -51,12 +52,11 @@ class EditableTexture(nn.Module):
                                         for a, b in sizes])
 
     def delta(self) -> torch.Tensor:
-        """The logit change ``[3, H, W]`` summed over the pyramid."""
-        h, w = self.sizes[0]
-        total = self.levels[0]
-        for lv in self.levels[1:]:
-            total = total + nn.functional.interpolate(lv[None], size=(h, w), mode="bilinear",
-                                                      align_corners=False)[0]
+        """The logit change ``[3, H, W]``: the pyramid collapsed coarse to fine (upsample the running sum to
+        the next level's size, add that level), so only one upsampling runs at the full texture size."""
+        total = self.levels[-1]
+        for lv, size in zip(reversed(self.levels[:-1]), reversed(self.sizes[:-1]), strict=True):
+            total = nn.functional.interpolate(total[None], size=size, mode="bilinear", align_corners=False)[0] + lv
         return total
 
     def forward(self) -> torch.Tensor:

@@ -40,7 +40,7 @@ from .models import defaults_for, is_mini, load_prior, resolve_device
 _FN = "edit"
 #: Default steps with the MiniPrior (the issue's budget: an appearance edit in <= 60 s on a 2-core CPU)
 #: and with Stable Diffusion.
-MINI_STEPS, SD_STEPS = 200, 1000
+MINI_STEPS, SD_STEPS = 150, 1000
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off")
 
 
@@ -93,7 +93,7 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
         region: ``"box:XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX"`` in the input's own coordinates, a face-index
             file, a UV mask image, or a :class:`~csdkit.edit.Region`.
         prior: ``"mini"`` (default, embedded), ``"sd21"``, a folder, a hub id or a prior object.
-        steps: optimization steps (default: 200 with the MiniPrior, 1000 with Stable Diffusion).
+        steps: optimization steps (default: 150 with the MiniPrior, 1000 with Stable Diffusion).
         seed: seeds everything.
         out_dir: run directory (None: nothing is written).
         resume: continue the run in ``out_dir``.

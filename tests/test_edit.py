@@ -185,3 +185,54 @@ def test_cli_errors(capsys, tmp_path, red_glb, red_sphere):
     assert (tmp_path / "c" / "edited.glb").exists()
     code, err = _cli(capsys, red_glb, "a green sphere", "--steps", 2, "--out", tmp_path / "f")
     assert code == 2 and "--resume" in err
+
+
+def test_ctrl_c_then_resume_matches_uninterrupted(prior, red_sphere, tmp_path):
+    import os
+    import signal
+
+    kwargs = dict(source_prompt="a red sphere", steps=12, seed=3, prior=prior, progress=False, quiet=True)
+    full = edit(red_sphere, "a green sphere", **kwargs)
+
+    def interrupt(step, info):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # the Trainer stops after this step and writes a checkpoint
+
+    stopped = edit(red_sphere, "a green sphere", out_dir=tmp_path / "r", callback=interrupt, **kwargs)
+    assert stopped.status == "interrupted" and stopped.steps == 5
+    assert not (tmp_path / "r" / "edited.glb").exists()
+    resumed = edit(red_sphere, "a green sphere", out_dir=tmp_path / "r", resume=True, **kwargs)
+    assert resumed.status == "completed" and resumed.steps == 12
+    assert torch.equal(resumed.texture, full.texture)
+
+
+def test_vertex_colours_are_baked_and_untextured_needs_a_colour():
+    from csdkit.edit import appearance_input
+
+    sphere = icosphere(2)
+    colours = torch.zeros(sphere.num_vertices, 3)
+    colours[:, 2] = 1.0
+    mesh, texture = appearance_input(csdkit.Mesh(sphere.vertices, sphere.faces, vertex_colors=colours),
+                                     texture_size=64)
+    assert mesh.uv is not None and texture.shape == (64, 64, 3)
+    assert torch.allclose(texture[rasterize_uv(mesh, 64).mask], torch.tensor([0.0, 0.0, 1.0]), atol=1e-4)
+    with pytest.raises(ValueError, match="init_color"):
+        appearance_input(csdkit.Mesh(sphere.vertices, sphere.faces))
+
+
+def test_cli_obj_input_and_texture_run_directory(capsys, tmp_path, red_sphere, red_glb):
+    import shutil
+
+    obj = csdkit.io.save_mesh(red_sphere, tmp_path / "in" / "red.obj")
+    code, err = _cli(capsys, obj, "a green sphere", "--steps", 1, "--out", tmp_path / "o")
+    assert code == 0, err
+    back = csdkit.io.load_mesh(tmp_path / "o" / "edited.obj")
+    assert back.texture.shape == (SIZE, SIZE, 3) and back.num_faces == red_sphere.num_faces
+    run = tmp_path / "texture-run"  # what `csdkit texture` leaves: textured.glb in its run directory
+    run.mkdir()
+    shutil.copy(red_glb, run / "textured.glb")
+    code, err = _cli(capsys, run, "a green sphere", "--steps", 1, "--out", tmp_path / "t")
+    assert code == 0, err
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["input"] == str(run / "textured.glb")
+    code, err = _cli(capsys, tmp_path / "in", "a green sphere", "--out", tmp_path / "x")
+    assert code == 2 and "not a csdkit texture or edit run" in err

@@ -4,8 +4,8 @@ learnable texture), :class:`ImplicitVolume` (hash-grid NeRF), isosurfaces and re
 from .implicit_volume import ImplicitVolume, Isosurface
 from .isosurface import marching_tetrahedra
 from .mesh import Mesh, MeshWarning
-from .tet_grid import tet_grid
 from .regularizers import VolumeRegularizers, opacity_entropy_loss, orientation_loss, sparsity_loss
+from .tet_grid import tet_grid
 from .textured_mesh import TexturedMesh
 
 __all__ = ["ImplicitVolume", "Isosurface", "Mesh", "MeshWarning", "TexturedMesh", "VolumeRegularizers",

@@ -22,7 +22,8 @@ $(VENV)/.deps-stamp: pyproject.toml
 	@$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=3" ninja
 	@command -v cmake >/dev/null 2>&1 || $(PIP) install -q "cmake>=3.24"
 	@$(PIP) install -q numpy "diffusers>=0.27" "transformers>=4.38" "safetensors>=0.4" "trimesh>=4.0" \
-		"xatlas>=0.0.9" "pillow>=9.0" "tqdm>=4.60" "pytest>=7" "hypothesis>=6" "ruff>=0.5"
+		"xatlas>=0.0.9" "pillow>=9.0" "tqdm>=4.60" "pytest>=7" "hypothesis>=6" "ruff>=0.5" \
+		"import-linter>=2.1" "DracoPy>=1.4"
 	@touch $@
 
 venv: $(VENV)/.deps-stamp
@@ -42,8 +43,10 @@ test-py: build
 
 test: test-cpp test-py
 
+# ruff, then the one-way layer contracts of pyproject.toml ([tool.importlinter]) on the source tree.
 lint: venv
 	$(VPY) -m ruff check python tests benchmarks examples
+	PYTHONPATH=python $(VENV)/bin/lint-imports --no-cache
 
 # ---- demo -------------------------------------------------------------------------------------
 # Textures the built-in procedural vase with the embedded MiniPrior (no download, no GPU).

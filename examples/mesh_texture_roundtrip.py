@@ -19,7 +19,8 @@ import trimesh
 from PIL import Image
 
 from csdkit import Cameras, Mesh, MeshRenderer
-from csdkit.texture import dilate_texture, export_mesh, rasterize_uv, unwrap_uv
+from csdkit.io import export_mesh
+from csdkit.uv import dilate_texture, rasterize_uv, unwrap_uv
 
 
 def main() -> None:

@@ -17,10 +17,10 @@ import torch
 
 import csdkit
 from csdkit.geometry.primitives import demo_vase
-from csdkit.geometry.textured_mesh import TexturedMesh
 from csdkit.guidance.mini import MiniPrior
 from csdkit.guidance.presets import guidance_preset
 from csdkit.training import RunDirectory, Trainer, image_grid
+from csdkit.uv.textured_mesh import TexturedMesh
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--steps", type=int, default=150)
@@ -40,7 +40,7 @@ generator = torch.Generator().manual_seed(0)
 def step_fn(step: int):
     cams = csdkit.Cameras.sample(4, distance_range=(3.0, 3.6), fov_range=(38, 45), generator=generator)
     background = (0.2 + 0.6 * torch.rand(4, 1, generator=generator)).expand(4, 3)
-    rgb = geometry.render(renderer, cams, shading="lambertian", background=background,
+    rgb = renderer.render(geometry, cams, shading="lambertian", background=background,
                           light_dir=cams.position, ambient=0.5, diffuse=0.5)["rgb"]
     out = guidance(rgb.permute(0, 3, 1, 2), step=step, generator=generator, cameras=cams)
     return out.loss, {"grad_norm": out.grad_norm, "t": float(out.t.float().mean())}
@@ -51,6 +51,6 @@ run = RunDirectory(args.out)
 trainer = Trainer(step_fn, modules={"texture": geometry.field}, optimizers={"adam": optimizer},
                   total_steps=args.steps, generator=generator, run_dir=run, checkpoint_every=50,
                   preview_every=50, preview_fn=lambda s: image_grid(
-                      geometry.render(renderer, ring, background=0.5)["rgb"].detach(), columns=4))
+                      renderer.render(geometry, ring, background=0.5)["rgb"].detach(), columns=4))
 trainer.run(resume=True)                                          # picks up a previous run of the same folder
 print("wrote", geometry.export(args.out / "vase.glb"))

@@ -15,7 +15,7 @@ from PIL import Image
 import csdkit
 from csdkit.geometry import Mesh, MeshWarning
 from csdkit.geometry.mesh_cleanup import open3d_available
-from csdkit.geometry.mesh_io import linear_to_srgb, srgb_to_linear
+from csdkit.io import linear_to_srgb, srgb_to_linear
 
 
 def _corner_positions(mesh: Mesh) -> np.ndarray:

@@ -106,7 +106,7 @@ def test_texture_orientation_follows_obj_convention(device, tmp_path):
 
 
 def test_texture_argument_overrides_and_receives_gradients(sphere, device):
-    from csdkit.texture import per_triangle_atlas
+    from csdkit.uv import per_triangle_atlas
 
     uv, face_uv = per_triangle_atlas(sphere.num_faces, resolution=128, padding=1)
     mesh = Mesh(sphere.vertices, sphere.faces, uv=uv, face_uv=face_uv, texture=torch.zeros(8, 8, 3))
@@ -202,7 +202,7 @@ def test_nvdiffrast_backend_is_refused_on_cpu(sphere):
 
 
 def test_compiled_kernels_match_the_reference_path(sphere, monkeypatch, device):
-    from csdkit.texture import per_triangle_atlas
+    from csdkit.uv import per_triangle_atlas
 
     uv, face_uv = per_triangle_atlas(sphere.num_faces, resolution=128, padding=1)
     mesh = Mesh(sphere.vertices, sphere.faces, uv=uv, face_uv=face_uv, texture=torch.rand(128, 128, 3))
@@ -220,7 +220,7 @@ def test_compiled_kernels_match_the_reference_path(sphere, monkeypatch, device):
 @pytest.mark.skipif(not (torch.cuda.is_available() and nvdiffrast_available()),
                     reason="needs CUDA and nvdiffrast for the parity test")
 def test_nvdiffrast_parity(sphere):
-    from csdkit.texture import per_triangle_atlas
+    from csdkit.uv import per_triangle_atlas
 
     uv, face_uv = per_triangle_atlas(sphere.num_faces, resolution=128, padding=2)
     mesh = Mesh(sphere.vertices, sphere.faces, uv=uv, face_uv=face_uv, texture=torch.rand(128, 128, 3))

@@ -7,8 +7,8 @@ import torch
 
 import csdkit
 from csdkit.geometry.primitives import demo_vase, icosphere, lathe, torus
-from csdkit.geometry.texture_field import make_texture_field
-from csdkit.geometry.textured_mesh import TexturedMesh
+from csdkit.uv.texture_field import make_texture_field
+from csdkit.uv.textured_mesh import TexturedMesh
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_fields_start_uniform_and_stay_in_range(param):
 def test_render_gradients_reach_the_texture(sphere_tm, param):
     sphere_tm.field = make_texture_field(param, 64)
     cams = csdkit.Cameras.orbit(2, distance=3.0)
-    out = sphere_tm.render(csdkit.MeshRenderer(32), cams, shading="lambertian", background=0.3)
+    out = csdkit.MeshRenderer(32).render(sphere_tm, cams, shading="lambertian", background=0.3)
     assert out["rgb"].shape == (2, 32, 32, 3)
     out["rgb"][..., 2].mean().backward()
     grads = [p.grad for p in sphere_tm.field.parameters() if p.grad is not None]

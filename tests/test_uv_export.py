@@ -15,17 +15,17 @@ import trimesh
 
 from csdkit.geometry import Mesh, MeshWarning
 from csdkit.geometry.mesh_cleanup import open3d_available
-from csdkit.texture import (
+from csdkit.io import export_mesh
+from csdkit.uv import (
     UnwrapError,
     bake_vertex_colors,
     dilate_texture,
-    export_mesh,
     per_triangle_atlas,
     rasterize_uv,
     transfer_texture,
     unwrap_uv,
 )
-from csdkit.texture import uv_unwrap as uv_unwrap_module
+from csdkit.uv import uv_unwrap as uv_unwrap_module
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_worker_runs_as_a_module(sphere, tmp_path):
     src, dst = tmp_path / "in.npz", tmp_path / "out.npz"
     np.savez(src, positions=sphere.vertices.numpy(), faces=sphere.faces.numpy().astype(np.uint32),
              options=json.dumps({"resolution": 128, "padding": 1, "max_iterations": None}))
-    proc = subprocess.run([sys.executable, "-m", "csdkit.texture._xatlas_worker", str(src), str(dst)],
+    proc = subprocess.run([sys.executable, "-m", "csdkit.uv._xatlas_worker", str(src), str(dst)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = np.load(dst)

@@ -16,9 +16,9 @@ import torch
 
 import csdkit
 from csdkit.geometry.primitives import demo_vase
-from csdkit.geometry.textured_mesh import TexturedMesh
 from csdkit.guidance.presets import guidance_preset
 from csdkit.pipelines.models import MINI_DEFAULTS, SD_DEFAULTS
+from csdkit.uv.textured_mesh import TexturedMesh
 from harness import Case
 
 
@@ -48,7 +48,7 @@ def cases(device: str, quick: bool) -> list[Case]:
     def step():
         cams = csdkit.Cameras.sample(d.batch_size, distance_range=d.distance_range, fov_range=d.fov_range,
                                      generator=gen).to(device)
-        rgb = geometry.render(renderer, cams, shading="lambertian", background=0.5)["rgb"]
+        rgb = renderer.render(geometry, cams, shading="lambertian", background=0.5)["rgb"]
         out = guidance(rgb.permute(0, 3, 1, 2), step=0, generator=gen, cameras=cams)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()

@@ -1,23 +1,28 @@
 """csdkit: text-guided 3D content with Classifier Score Distillation (Yu et al., ICLR 2024).
 
 Texturing (mesh + prompt -> UV-textured mesh), generation (prompt -> NeRF -> mesh) and editing,
-on a C++/CUDA kernel core (hash-grid encoding, volume rendering, rasterization, marching tets).
+on a C++/CUDA kernel core (hash-grid encoding, volume rendering, rasterization, marching tets)::
 
-``csdkit.texture(mesh, prompt, ...)`` runs the texturing job; ``csdkit.texture`` is also the
-package of UV-atlas, baking and export tools (``csdkit.texture.unwrap_uv`` ...).
+    import csdkit
+    result = csdkit.texture("chair.glb", "a wooden chair", out_dir="runs/chair")   # the texturing job
+    prior = csdkit.MiniPrior()                                                     # embedded toy prior
+
+Packages, bottom to top (each imports only from those below it; ``guidance`` stands apart):
+``ops``/``nn``/``training`` -> ``geometry`` -> ``io`` -> ``uv`` -> ``render`` -> ``edit`` ->
+``pipelines`` -> ``cli``. See the README's architecture section.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from . import texture
+from . import io, uv
 from ._build import build_info, has_cuda, set_num_threads
-from .geometry import ImplicitVolume, Mesh, TexturedMesh, VolumeRegularizers
+from ._version import __version__
+from .geometry import ImplicitVolume, Mesh, VolumeRegularizers
 from .guidance import CSD, SDS, Schedule
+from .guidance.mini import MiniPrior
 from .nn import HashGridEncoding
 from .ops.occupancy_grid import OccupancyGrid
-from .pipelines import TextureResult
+from .pipelines import TextureResult, texture
 from .render import (
     Cameras,
     MeshRenderer,
@@ -27,6 +32,7 @@ from .render import (
     SolidBackground,
     VolumeRenderer,
 )
+from .uv import TexturedMesh
 
 __all__ = [
     "CSD",
@@ -36,6 +42,7 @@ __all__ = [
     "ImplicitVolume",
     "Mesh",
     "MeshRenderer",
+    "MiniPrior",
     "NeuralEnvironmentMap",
     "OccupancyGrid",
     "PointLights",
@@ -49,6 +56,8 @@ __all__ = [
     "__version__",
     "build_info",
     "has_cuda",
+    "io",
     "set_num_threads",
     "texture",
+    "uv",
 ]

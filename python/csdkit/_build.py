@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import _native
+from ._version import __version__
 
 __all__ = ["has_cuda", "build_info", "set_num_threads"]
 
@@ -23,8 +24,6 @@ def build_info() -> dict:
     ``cuda_compiled``, ``cuda_architectures`` (list of str), ``cuda_devices`` (int),
     ``cpu_threads`` (threads used by the CPU kernels) and ``torch`` (torch version).
     """
-    from . import __version__
-
     mod = _native._load()
     info = {
         "version": __version__,

@@ -14,6 +14,11 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
+from ._build import build_info
+from .pipelines.texture import DEFAULT, texture
+
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -47,10 +52,6 @@ def _texture_parser(sub) -> None:
 
 
 def _run_texture(args) -> int:
-    import torch
-
-    from .pipelines.texture import DEFAULT, texture
-
     if args.threads < 0:
         raise ValueError(f"--threads must be >= 0, got {args.threads}")
     if args.threads:
@@ -94,8 +95,6 @@ def _run_texture(args) -> int:
 
 
 def _run_info(args) -> int:
-    from . import build_info
-
     print(json.dumps(build_info(), indent=2))
     return EXIT_OK
 

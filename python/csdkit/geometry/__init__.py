@@ -1,6 +1,10 @@
-"""Geometry: :class:`Mesh` (triangle mesh with UVs, colours, texture), :class:`TexturedMesh` (a mesh with a
-learnable texture), :class:`ImplicitVolume` (hash-grid NeRF), isosurfaces, :class:`DMTet` with :func:`tet_grid`,
-and regularizers."""
+"""Geometry: :class:`Mesh` (triangle mesh with UVs, colours, texture), :class:`ImplicitVolume` (hash-grid
+NeRF), :class:`DMTet` (deformable tet grid, :func:`tet_grid`), isosurfaces, regularizers and procedural
+primitives.
+
+Layer 2: imports ``ops`` and ``nn`` only. File formats are :mod:`csdkit.io`, UV atlases and
+learnable textures :mod:`csdkit.uv`, renderers :mod:`csdkit.render` (all above this package).
+"""
 
 from .dmtet import DMTet
 from .implicit_volume import ImplicitVolume, Isosurface
@@ -8,7 +12,6 @@ from .isosurface import marching_tetrahedra
 from .mesh import Mesh, MeshWarning
 from .regularizers import VolumeRegularizers, opacity_entropy_loss, orientation_loss, sparsity_loss
 from .tet_grid import tet_grid
-from .textured_mesh import TexturedMesh
 
-__all__ = ["DMTet", "ImplicitVolume", "Isosurface", "Mesh", "MeshWarning", "TexturedMesh", "VolumeRegularizers",
+__all__ = ["DMTet", "ImplicitVolume", "Isosurface", "Mesh", "MeshWarning", "VolumeRegularizers",
            "marching_tetrahedra", "opacity_entropy_loss", "orientation_loss", "sparsity_loss", "tet_grid"]

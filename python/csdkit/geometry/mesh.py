@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +152,7 @@ class Mesh:
                              f"got {describe(self.vertex_colors)}")
         if self.texture is not None and self.uv is None:
             raise ValueError(f"{fn}: a texture needs uv coordinates (pass uv=, or run "
-                             "csdkit.texture.unwrap_uv(mesh) first)")
+                             "csdkit.uv.unwrap_uv(mesh) first)")
         if validate:
             self.validate()
 
@@ -408,30 +408,40 @@ class Mesh:
 
         return decimate(self, target_faces)
 
+    # ---- file I/O: thin conveniences over csdkit.io (which registers itself, see register_mesh_io) -----
     @classmethod
     def load(cls, path: str | Path, *, max_atlas_size: int = 4096,
              device: torch.device | str = "cpu") -> Mesh:
-        """Load OBJ, GLB/GLTF, PLY, STL or OFF (scenes concatenated, several materials merged into one
-        texture atlas); see :func:`csdkit.geometry.mesh_io.load_mesh`."""
-        from .mesh_io import load_mesh
-
-        return load_mesh(path, max_atlas_size=max_atlas_size, device=device)
+        """Load OBJ, GLB/GLTF (Draco too), PLY, STL or OFF (scenes concatenated, several materials merged
+        into one texture atlas); see :func:`csdkit.io.load_mesh`."""
+        return _mesh_io("load_mesh")(path, max_atlas_size=max_atlas_size, device=device)
 
     def save(self, path: str | Path, *, texture: torch.Tensor | None = None) -> Path:
-        """Write GLB, OBJ (+ MTL + PNG), PLY, STL or OFF; see :func:`csdkit.texture.export.export_mesh`."""
-        from ..texture.export import export_mesh
-
-        return export_mesh(self, path, texture=texture)
+        """Write GLB, OBJ (+ MTL + PNG), PLY, STL or OFF; see :func:`csdkit.io.save_mesh`."""
+        return _mesh_io("save_mesh")(self, path, texture=texture)
 
     @classmethod
     def from_trimesh(cls, tm, **kw) -> Mesh:
-        """Convert a ``trimesh.Trimesh`` or ``trimesh.Scene`` (visuals included); see ``mesh_io``."""
-        from .mesh_io import from_trimesh
-
-        return from_trimesh(tm, **kw)
+        """Convert a ``trimesh.Trimesh`` or ``trimesh.Scene`` (visuals included); see :func:`csdkit.io.from_trimesh`."""
+        return _mesh_io("from_trimesh")(tm, **kw)
 
     def to_trimesh(self):
         """A ``trimesh.Trimesh`` (geometry and vertex colours; UVs are split per vertex, texture attached)."""
-        from .mesh_io import to_trimesh
+        return _mesh_io("to_trimesh")(self)
 
-        return to_trimesh(self)
+
+# Mesh file formats live one layer up, in csdkit.io, which imports this module. So that the
+# conveniences above need no upward import, csdkit.io registers its functions here when it is
+# imported (``import csdkit`` always imports it).
+_MESH_IO: dict[str, Callable] = {}
+
+
+def register_mesh_io(**functions: Callable) -> None:
+    """Called by :mod:`csdkit.io` with ``load_mesh``, ``save_mesh``, ``from_trimesh`` and ``to_trimesh``."""
+    _MESH_IO.update(functions)
+
+
+def _mesh_io(name: str) -> Callable:
+    if name not in _MESH_IO:
+        raise RuntimeError(f"Mesh: {name} is provided by csdkit.io, which is not imported; `import csdkit.io` first")
+    return _MESH_IO[name]

@@ -169,7 +169,7 @@ def decimate(mesh: Mesh, target_faces: int) -> Mesh:
     o3d = _import_open3d(fn)
     if mesh.uv is not None:
         warnings.warn(f"{fn}: decimation drops the mesh's UVs and texture; unwrap again afterwards "
-                      "(csdkit.texture.unwrap_uv)", MeshWarning, stacklevel=3)
+                      "(csdkit.uv.unwrap_uv)", MeshWarning, stacklevel=3)
     tm = o3d.geometry.TriangleMesh(
         o3d.utility.Vector3dVector(mesh.vertices.detach().cpu().double().numpy()),
         o3d.utility.Vector3iVector(mesh.faces.cpu().numpy().astype(np.int32)))

@@ -11,6 +11,7 @@ See :mod:`csdkit.guidance.csd` for the math (and its relation to VSD) and
 """
 
 from .csd import CSD, DEFAULT_NEGATIVE_PROMPT
+from .mini import MiniPrior
 from .output import GuidanceOutput
 from .presets import (
     GUIDANCE_PRESETS,
@@ -44,6 +45,7 @@ __all__ = [
     "DiffusionPrior",
     "EmbeddingCache",
     "GuidanceOutput",
+    "MiniPrior",
     "ModelWeightsNotFoundError",
     "Schedule",
     "ScoreDistillation",

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import torch
 
+from ..guidance.mini import MiniPrior
 from ..guidance.priors.base import DiffusionPrior
+from ..guidance.priors.stable_diffusion import StableDiffusion
 
 MINI_NOTICE = ("csdkit: using the embedded MiniPrior (a small toy model that knows colours, simple patterns "
                "and primitive shapes); pass --model sd21 or --model PATH for Stable Diffusion")
@@ -57,23 +59,17 @@ def load_prior(model: str | DiffusionPrior | None, device: torch.device, *, quie
     if isinstance(model, DiffusionPrior):
         return model
     if model is None or model == "mini":
-        from ..guidance.mini import MiniPrior
-
         if not quiet:
             print(MINI_NOTICE)
         return MiniPrior(device=device)
     if not isinstance(model, str):
         raise TypeError(f"model must be 'mini', 'sd21', a path or a DiffusionPrior, got {type(model).__name__}")
-    from ..guidance.priors.stable_diffusion import StableDiffusion
-
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     if model == "sd21":
         return StableDiffusion("stabilityai/stable-diffusion-2-1-base", device=device, dtype=dtype)
     path = Path(os.path.expanduser(model))
     if path.exists():
         if (path / "miniprior_config.json").exists():
-            from ..guidance.mini import MiniPrior
-
             return MiniPrior(path, device=device)
         return StableDiffusion(str(path), device=device, dtype=dtype)
     if "/" in model:  # a hub id
@@ -82,7 +78,10 @@ def load_prior(model: str | DiffusionPrior | None, device: torch.device, *, quie
                      "(no such folder)")
 
 
-def defaults_for(prior: DiffusionPrior) -> TextureDefaults:
-    from ..guidance.mini import MiniPrior
+def is_mini(prior: DiffusionPrior) -> bool:
+    """Whether ``prior`` is the embedded MiniPrior (it has its own defaults and no view prompts)."""
+    return isinstance(prior, MiniPrior)
 
+
+def defaults_for(prior: DiffusionPrior) -> TextureDefaults:
     return MINI_DEFAULTS if isinstance(prior, MiniPrior) else SD_DEFAULTS

@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,14 +17,14 @@ from typing import Any
 import torch
 
 from ..geometry.mesh import Mesh
-from ..geometry.textured_mesh import TexturedMesh
 from ..guidance.presets import guidance_preset
 from ..guidance.priors.base import DiffusionPrior
-from ..render.cameras import Cameras
 from ..render.mesh_renderer import MeshRenderer
-from ..training import RunDirectory, Trainer, image_grid, save_png, write_report
-from ..training.checkpoint import atomic_save, list_checkpoints
-from .models import defaults_for, load_prior, resolve_device
+from ..training import Trainer, image_grid
+from ..training.checkpoint import atomic_save
+from ..uv.textured_mesh import TexturedMesh
+from .common import MeshViews, check_int_option, check_prompt, open_run, resolve_mesh, turntable, write_results
+from .models import defaults_for, is_mini, load_prior, resolve_device
 
 DEFAULT = "__default__"  # sentinel: "use the prior's default" (None means "no negative prompt")
 _FN = "texture"
@@ -56,11 +54,6 @@ class TextureResult:
 def _uv_mesh_state(mesh: Mesh) -> dict[str, torch.Tensor]:
     return {"vertices": mesh.vertices.cpu(), "faces": mesh.faces.cpu(), "uv": mesh.uv.cpu(),
             "face_uv": mesh.face_uv.cpu()}
-
-
-def _check_steps(name: str, value: int | None, minimum: int) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
-        raise ValueError(f"{_FN}(): {name} must be an int >= {minimum}, got {value!r}")
 
 
 def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None = DEFAULT,
@@ -103,33 +96,18 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
     Returns:
         :class:`TextureResult`.
     """
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError(f"{_FN}(): prompt must be a non-empty string, got {prompt!r}")
+    check_prompt(_FN, prompt)
     for name, value, minimum in (("steps", steps, 0), ("resolution", resolution, 16),
                                  ("texture_size", texture_size, 16), ("batch_size", batch_size, 1),
                                  ("checkpoint_every", checkpoint_every, 1), ("preview_every", preview_every, 0)):
-        _check_steps(name, value, minimum)
+        check_int_option(_FN, name, value, minimum)
     if shading not in ("lambertian", "albedo"):
         raise ValueError(f"{_FN}(): shading must be 'lambertian' or 'albedo', got {shading!r}")
     bad = [f for f in formats if f not in ("glb", "obj")]
     if bad:
         raise ValueError(f"{_FN}(): formats must be among ('glb', 'obj'), got {bad}")
-    run = RunDirectory(out_dir) if out_dir is not None else None
-    if resume and run is None:
-        raise ValueError(f"{_FN}(): resume=True needs the out_dir of the run to continue")
-    if run is not None and not resume and list_checkpoints(run.checkpoints):
-        raise ValueError(f"{_FN}(): {run.path} already holds a run; pass resume=True (--resume) to continue it "
-                         "or choose another out_dir")
-    mesh_source = None
-    if isinstance(mesh, str) and mesh.startswith("@"):
-        from ..geometry.primitives import builtin_mesh
-
-        mesh_source, mesh = mesh, builtin_mesh(mesh)
-    elif isinstance(mesh, (str, Path)):
-        mesh_source = str(mesh)
-        mesh = Mesh.load(mesh)
-    elif not isinstance(mesh, Mesh):
-        raise TypeError(f"{_FN}(): mesh must be a csdkit.Mesh or a file path, got {type(mesh).__name__}")
+    run = open_run(_FN, out_dir, resume)
+    mesh_source, mesh = resolve_mesh(_FN, mesh)
 
     dev = resolve_device(device)
     torch.manual_seed(seed)
@@ -161,26 +139,21 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
 
     overrides = {"t_range": list(d.t_range), "negative_prompt": negative_prompt,
                  "negative_weight": [0, 1.0, 0.5, max(steps, 1)] if negative_prompt else 0.0,
-                 "view_prompts": not _is_mini(prior)}
+                 "view_prompts": not is_mini(prior)}
     overrides.update(guidance_overrides or {})
     guidance = guidance_preset("csd-mesh-sd", prior, prompt, **overrides)
     renderer = MeshRenderer(resolution)
     optimizer = torch.optim.Adam(tm.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-15)
     generator = torch.Generator().manual_seed(seed)
 
-    def sample_views(n: int, g: torch.Generator):
-        cams = Cameras.sample(n, distance_range=d.distance_range, fov_range=d.fov_range, generator=g).to(dev)
-        background = (0.2 + 0.6 * torch.rand(n, 1, generator=g)).expand(n, 3).to(dev)
-        jitter = (torch.rand(n, 3, generator=g) - 0.5).to(dev)
-        light = torch.nn.functional.normalize(cams.position / cams.distance[:, None] + jitter, dim=-1)
-        return cams, background, light
+    views = MeshViews(d.distance_range, d.fov_range, dev)
 
     def render(cams, background, light):
-        return tm.render(renderer, cams, shading=shading, background=background, light_dir=light,
-                         ambient=0.5, diffuse=0.5)
+        return renderer.render(tm, cams, shading=shading, background=background, light_dir=light,
+                               ambient=0.5, diffuse=0.5)
 
     def step_fn(step: int):
-        cams, background, light = sample_views(batch_size, generator)
+        cams, background, light = views.sample(batch_size, generator)
         images = render(cams, background, light)["rgb"].permute(0, 3, 1, 2)
         out = guidance(images, step=step, generator=generator, cameras=cams)
         info = {"grad_norm": out.grad_norm, "t": float(out.t.float().mean())}
@@ -188,14 +161,11 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
             callback(step, {"loss": float(out.loss.detach()), **info})
         return out.loss, info
 
-    preview_cams = Cameras.orbit(4, elevation=15.0, distance=sum(d.distance_range) / 2,
-                                 fov_y=sum(d.fov_range) / 2).to(dev)
-    preview_bg = torch.full((4, 3), 0.5, device=dev)
-    preview_light = torch.nn.functional.normalize(preview_cams.position, dim=-1)
+    preview_views = views.preview(4)
 
     def preview_fn(step: int):
         with torch.no_grad():
-            return image_grid(render(preview_cams, preview_bg, preview_light)["rgb"].cpu(), columns=4)
+            return image_grid(render(*preview_views)["rgb"].cpu(), columns=4)
 
     if run is not None and not resume:
         run.write_config({
@@ -216,36 +186,12 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
     textured = tm.textured_mesh().to("cpu")
     files: dict[str, Path] = {}
     if run is not None and result.status == "completed":
-        t0 = time.perf_counter()
-        for fmt in formats:
-            files[fmt] = tm.export(run.path / f"textured.{fmt}")
-        files["turntable"] = _turntable(textured, run.path / "turntable.png", d, dev)
-        files["report"] = write_report(run, prompt, results={"Turntable": files["turntable"]}, summary={
-            "mesh": mesh_source or "<in-memory Mesh>", "prior": getattr(prior, "name", type(prior).__name__),
-            "steps": result.step, "optimization seconds": f"{result.seconds:.1f}",
-            "export seconds": f"{time.perf_counter() - t0:.1f}",
-            "files": ", ".join(p.name for p in files.values())})
+        files = write_results(
+            run, prompt,
+            exports={f"textured.{fmt}": (lambda path: tm.export(path)) for fmt in formats},
+            images={"Turntable": ("turntable.png", lambda path: turntable(textured.to(dev), path, d.distance_range,
+                                                                           d.fov_range, dev))},
+            summary={"mesh": mesh_source or "<in-memory Mesh>", "prior": getattr(prior, "name", type(prior).__name__),
+                     "steps": result.step, "optimization seconds": f"{result.seconds:.1f}"})
     return TextureResult(textured, textured.texture.cpu(), result.status, result.step, result.seconds, files,
                          run.path if run is not None else None)
-
-
-def _is_mini(prior: DiffusionPrior) -> bool:
-    from ..guidance.mini import MiniPrior
-
-    return isinstance(prior, MiniPrior)
-
-
-def _turntable(mesh: Mesh, path: Path, d, dev: torch.device, size: int = 256) -> Path:
-    """8 views around the textured mesh (2 rows x 4), lit from the camera, on a grey background.
-
-    The camera stands far enough back that the whole unit bounding sphere of the normalized mesh is
-    in frame with a 15% margin (``distance * sin(fov / 2) >= 1.15``): tall objects are not cropped.
-    """
-    fov = sum(d.fov_range) / 2
-    distance = max(sum(d.distance_range) / 2, 1.15 / math.sin(math.radians(fov) / 2))
-    cams = Cameras.orbit(8, elevation=15.0, distance=distance, fov_y=fov).to(dev)
-    with torch.no_grad():
-        out = MeshRenderer(size).render(mesh.to(dev), cams, shading="lambertian", background=0.6,
-                                        light_dir=torch.nn.functional.normalize(cams.position, dim=-1),
-                                        ambient=0.5, diffuse=0.5)
-    return save_png(image_grid(out["rgb"].cpu(), columns=4), path)

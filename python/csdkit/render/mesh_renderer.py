@@ -22,6 +22,7 @@ from ..geometry.mesh import Mesh
 from ..ops._checks import check_choice, check_float, check_int, describe
 from ..ops.reference.texture import BOUNDARIES, FILTERS
 from .cameras import Cameras
+from .protocols import TexturedSurface
 from .raster_backends import BACKENDS, select_backend
 
 __all__ = ["MeshRenderer", "SHADINGS"]
@@ -96,7 +97,7 @@ class MeshRenderer:
                              f"got {describe(texture)}")
         if mesh.uv is None:
             raise ValueError(f"{_FN}(): a texture was given but the mesh has no UVs; run "
-                             "csdkit.texture.unwrap_uv(mesh) first")
+                             "csdkit.uv.unwrap_uv(mesh) first")
         return tex
 
     @staticmethod
@@ -121,7 +122,7 @@ class MeshRenderer:
         return bg.reshape(shapes[tuple(bg.shape)])
 
     # ---- rendering ------------------------------------------------------------------------------
-    def render(self, mesh: Mesh, cameras: Cameras, *, shading: str = "albedo",
+    def render(self, mesh: Mesh | TexturedSurface, cameras: Cameras, *, shading: str = "albedo",
                texture: torch.Tensor | None = None,
                background: str | float | Sequence[float] | torch.Tensor = "white",
                light_dir: Sequence[float] | torch.Tensor | None = None, ambient: float = 0.3,
@@ -129,7 +130,11 @@ class MeshRenderer:
         """Render ``mesh`` from every camera.
 
         Args:
-            mesh: the :class:`~csdkit.Mesh` (moved to the cameras' device; float32 or float64 vertices).
+            mesh: a :class:`~csdkit.Mesh` (moved to the cameras' device; float32 or float64
+                vertices), or a :class:`~csdkit.render.TexturedSurface` such as
+                :class:`csdkit.uv.TexturedMesh`: its ``texture_image()`` is sampled like ``texture=``;
+                a continuous field (``texture_image()`` None) is evaluated at every covered pixel's UV
+                through ``texture_at_uv`` and multiplies the shading.
             cameras: ``B`` :class:`~csdkit.Cameras`; their device is where rendering happens.
             shading: ``"albedo"`` (unlit colour), ``"lambertian"`` (albedo x (ambient + diffuse x
                 max(0, n.l))), ``"textureless"`` (lambertian on white) or ``"normal"`` (world normals
@@ -156,8 +161,37 @@ class MeshRenderer:
             * ``triangle_id [B, H, W]`` int64: face index, -1 outside.
             * ``uv [B, H, W, 2]``: texture coordinates (mesh convention; 0 outside), only for meshes with UVs.
         """
-        if not isinstance(mesh, Mesh):
-            raise TypeError(f"{_FN}(): mesh must be a csdkit.Mesh, got {type(mesh).__name__}")
+        kwargs = {"shading": shading, "background": background, "light_dir": light_dir, "ambient": ambient,
+                  "diffuse": diffuse, "generator": generator}
+        if isinstance(mesh, Mesh):
+            return self._render_mesh(mesh, cameras, texture=texture, **kwargs)
+        if not isinstance(mesh, TexturedSurface):
+            raise TypeError(f"{_FN}(): mesh must be a csdkit.Mesh or follow csdkit.render.TexturedSurface "
+                            f"(e.g. csdkit.uv.TexturedMesh), got {type(mesh).__name__}")
+        if texture is not None:
+            raise ValueError(f"{_FN}(): texture= replaces a Mesh's texture; a {type(mesh).__name__} brings "
+                             "its own (texture_image / texture_at_uv)")
+        surface, image = mesh, mesh.texture_image()
+        if image is not None:
+            return self._render_mesh(surface.surface_mesh, cameras, texture=image, **kwargs)
+        return self._render_field(surface, surface.surface_mesh, cameras, **kwargs)
+
+    def _render_field(self, surface: TexturedSurface, mesh: Mesh, cameras: Cameras, **kwargs) -> dict:
+        """A continuous texture field: shade with unit albedo, then put the field's colour at each pixel's UV."""
+        white = torch.ones(1, 1, 3, device=cameras.device)
+        out = dict(self._render_mesh(mesh, cameras, texture=white, **kwargs))
+        mask = out["mask"]
+        colors = surface.texture_at_uv(out["uv"]) * mask
+        if kwargs["shading"] in ("albedo", "lambertian"):
+            # rgb = shade * albedo over the background: replace the unit albedo by the field's colour.
+            shade = torch.where(mask > 0, out["rgb"], torch.zeros_like(out["rgb"]))
+            out["rgb"] = shade * colors + out["rgb"] * (1 - mask)
+        out["albedo"] = colors
+        return out
+
+    def _render_mesh(self, mesh: Mesh, cameras: Cameras, *, shading: str, texture: torch.Tensor | None,
+                     background, light_dir, ambient: float, diffuse: float,
+                     generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         if not isinstance(cameras, Cameras):
             raise TypeError(f"{_FN}(): cameras must be csdkit.Cameras, got {type(cameras).__name__}")
         check_choice(_FN, "shading", shading, SHADINGS)

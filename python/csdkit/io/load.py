@@ -23,6 +23,7 @@ What :func:`load_mesh` does with a file:
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import warnings
 from dataclasses import dataclass
@@ -31,29 +32,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .mesh import Mesh, MeshWarning
-from .mesh_cleanup import drop_degenerate_faces
+from ..geometry.mesh import Mesh, MeshWarning
+from ..geometry.mesh_cleanup import drop_degenerate_faces
+from .colors import linear_to_srgb, srgb_to_linear
+from .gltf import plain_glb
 
-__all__ = ["SUPPORTED_FORMATS", "load_mesh", "from_trimesh", "to_trimesh", "split_uv_seams",
-           "srgb_to_linear", "linear_to_srgb"]
+__all__ = ["SUPPORTED_FORMATS", "from_trimesh", "load_mesh"]
 
 #: File suffixes :func:`load_mesh` reads.
 SUPPORTED_FORMATS = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 #: Albedo of parts that carry no colour at all, when merged with coloured parts.
 DEFAULT_ALBEDO = 0.8
 _FN = "Mesh.load()"
-
-
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    """sRGB-encoded values in [0, 1] -> linear (the standard piecewise curve)."""
-    c = np.clip(c, 0.0, 1.0)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(c: np.ndarray) -> np.ndarray:
-    """Linear values in [0, 1] -> sRGB-encoded."""
-    c = np.clip(c, 0.0, 1.0)
-    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1.0 / 2.4) - 0.055)
 
 
 @dataclass
@@ -341,6 +331,8 @@ def load_mesh(path: str | Path, *, max_atlas_size: int = 4096, device: torch.dev
 
     Raises:
         FileNotFoundError: no such file.
+        MeshFormatError: (a ValueError) glTF 1.0, a required glTF extension csdkit cannot decode
+            (named), Draco data without DracoPy installed, a corrupt GLB container.
         ValueError: unsupported suffix (names the supported ones), empty or unreadable file, no
             faces, NaN/Inf vertices, face indices out of range, only degenerate faces.
     """
@@ -355,50 +347,14 @@ def load_mesh(path: str | Path, *, max_atlas_size: int = 4096, device: torch.dev
         raise FileNotFoundError(f"{_FN}: no such file: {path}")
     if path.stat().st_size == 0:
         raise ValueError(f"{_FN}: {path} is empty (0 bytes)")
+    plain = plain_glb(path) if suffix in (".glb", ".gltf") else None  # raises MeshFormatError
     try:
-        obj = trimesh.load(str(path), file_type=suffix[1:], force="scene", process=False)
+        if plain is not None:
+            obj = trimesh.load(io.BytesIO(plain), file_type="glb", force="scene", process=False)
+        else:
+            obj = trimesh.load(str(path), file_type=suffix[1:], force="scene", process=False)
     except Exception as exc:  # trimesh raises many types for malformed files
         raise ValueError(f"{_FN}: could not read {path} as {suffix[1:].upper()}: "
                          f"{type(exc).__name__}: {exc}") from exc
     return from_trimesh(obj, max_atlas_size=max_atlas_size, device=device, source=str(path),
                         colors_linear=suffix in (".glb", ".gltf"))
-
-
-# ---- Mesh -> per-corner arrays / trimesh ----------------------------------------------------------
-def split_uv_seams(mesh: Mesh) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
-    """Per-vertex arrays for formats that index positions and UVs together (glTF, trimesh).
-
-    Returns:
-        ``vertices [N, 3]`` float32, ``uv [N, 2]`` float32 or None, ``faces [F, 3]`` int64 and
-        ``vertex_map [N]`` int64 (the source vertex of each output vertex). Vertices on UV seams
-        are duplicated; without UVs the mesh is returned unchanged.
-    """
-    v = mesh.vertices.detach().cpu().numpy().astype(np.float32)
-    f = mesh.faces.cpu().numpy()
-    if mesh.uv is None:
-        return v, None, f, np.arange(len(v), dtype=np.int64)
-    fuv = mesh.face_uv.cpu().numpy()
-    pairs = np.stack([f.reshape(-1), fuv.reshape(-1)], axis=1)
-    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    uv = mesh.uv.detach().cpu().numpy().astype(np.float32)
-    return v[uniq[:, 0]], uv[uniq[:, 1]], inverse.reshape(-1, 3).astype(np.int64), uniq[:, 0].astype(np.int64)
-
-
-def to_trimesh(mesh: Mesh):
-    """A ``trimesh.Trimesh`` with the mesh's UVs + texture (``SimpleMaterial``) or vertex colours."""
-    import trimesh
-    from PIL import Image
-
-    v, uv, f, vmap = split_uv_seams(mesh)
-    tm = trimesh.Trimesh(vertices=v, faces=f, process=False)
-    if mesh.uv is not None:
-        image = None
-        if mesh.texture is not None:
-            arr = (mesh.texture.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-            image = Image.fromarray(arr)
-        material = trimesh.visual.material.SimpleMaterial(image=image)
-        tm.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
-    elif mesh.vertex_colors is not None:
-        vc = mesh.vertex_colors.detach().clamp(0, 1).cpu().numpy()[vmap]
-        tm.visual = trimesh.visual.ColorVisuals(tm, vertex_colors=(vc * 255 + 0.5).astype(np.uint8))
-    return tm

@@ -1,7 +1,7 @@
 """Seam handling: push texel colours outward from UV charts into the empty gutter around them.
 
 A texture optimized through a renderer only receives values where charts are (the coverage mask
-from :func:`csdkit.texture.bake.rasterize_uv`). Bilinear and mip-mapped lookups near a chart
+from :func:`csdkit.uv.bake.rasterize_uv`). Bilinear and mip-mapped lookups near a chart
 border also read texels just *outside* it; if those hold the background, seams show up as dark
 (or white) lines. Dilation fills the gutter with colours continued from the charts:
 

@@ -17,8 +17,6 @@ The two textured writers are csdkit's own (no trimesh round trip), so the conven
 from __future__ import annotations
 
 import io
-import json
-import struct
 import warnings
 from pathlib import Path
 
@@ -26,9 +24,11 @@ import numpy as np
 import torch
 
 from ..geometry.mesh import Mesh, MeshWarning
-from ..geometry.mesh_io import split_uv_seams, srgb_to_linear
+from .colors import srgb_to_linear
+from .convert import split_uv_seams, to_trimesh
+from .gltf import pack_glb
 
-__all__ = ["EXPORT_FORMATS", "export_mesh", "save_glb", "save_obj", "texture_to_uint8"]
+__all__ = ["EXPORT_FORMATS", "export_mesh", "glb_bytes", "save_glb", "save_obj", "texture_to_uint8"]
 
 EXPORT_FORMATS = (".glb", ".obj", ".ply", ".stl", ".off")
 _FN = "export_mesh"
@@ -64,7 +64,7 @@ def _resolve_texture(mesh: Mesh, texture, fn: str) -> torch.Tensor | None:
                          f"{str(texture.dtype).replace('torch.', '')} {list(texture.shape)}")
     if mesh.uv is None:
         raise ValueError(f"{fn}(): a texture was given but the mesh has no UVs; run "
-                         "csdkit.texture.unwrap_uv(mesh) first")
+                         "csdkit.uv.unwrap_uv(mesh) first")
     return texture
 
 
@@ -79,7 +79,15 @@ def save_glb(mesh: Mesh, path: str | Path, *, texture: torch.Tensor | None = Non
         ``path`` as a Path.
     """
     path = Path(path)
-    tex = _resolve_texture(mesh, texture, "save_glb")
+    data = glb_bytes(mesh, texture=texture, fn="save_glb")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def glb_bytes(mesh: Mesh, *, texture: torch.Tensor | None = None, fn: str = "glb_bytes") -> bytes:
+    """The GLB file :func:`save_glb` writes, as bytes (e.g. to embed in an HTML viewer)."""
+    tex = _resolve_texture(mesh, texture, fn)
     v, uv, f, vmap = split_uv_seams(mesh)
     normals = mesh.vertex_normals().detach().cpu().numpy().astype(np.float32)[vmap]
 
@@ -136,15 +144,7 @@ def save_glb(mesh: Mesh, path: str | Path, *, texture: torch.Tensor | None = Non
         "materials": [{"name": "csdkit_material", "pbrMetallicRoughness": pbr, "doubleSided": True}],
         "accessors": accessors, "bufferViews": views, "buffers": [{"byteLength": len(blob)}],
     })
-    js = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
-    js += b" " * (-len(js) % 4)
-    total = 12 + 8 + len(js) + 8 + len(blob)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<4sII", b"glTF", 2, total))
-        fh.write(struct.pack("<I4s", len(js), b"JSON") + js)
-        fh.write(struct.pack("<I4s", len(blob), b"BIN\x00") + bytes(blob))
-    return path
+    return pack_glb(gltf, bytes(blob))
 
 
 def save_obj(mesh: Mesh, path: str | Path, *, texture: torch.Tensor | None = None) -> Path:
@@ -219,5 +219,5 @@ def export_mesh(mesh: Mesh, path: str | Path, *, texture: torch.Tensor | None = 
     vc = None if mesh.vertex_colors is None else mesh.vertex_colors.detach()
     plain = Mesh(mesh.vertices.detach(), mesh.faces, vertex_colors=vc, validate=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plain.to_trimesh().export(str(path), file_type=suffix[1:])
+    to_trimesh(plain).export(str(path), file_type=suffix[1:])
     return path

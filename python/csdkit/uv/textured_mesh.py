@@ -1,4 +1,10 @@
-"""``TexturedMesh``: a mesh with a UV atlas and a learnable texture — the geometry texturing optimizes."""
+"""``TexturedMesh``: a mesh with a UV atlas and a learnable texture — the geometry texturing optimizes.
+
+It follows the renderer's *textured surface* protocol (:class:`csdkit.render.TexturedSurface`):
+``surface_mesh`` (the mesh with UVs), ``texture_image()`` (a texel image for the rasterizer's
+mipmapped lookup, or None) and ``texture_at_uv(uv)`` (colours of a continuous field at pixel UVs).
+Render it with ``MeshRenderer.render(textured_mesh, cameras, ...)``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..render.cameras import Cameras
-from ..render.mesh_renderer import MeshRenderer
-from .mesh import Mesh
+from ..geometry.mesh import Mesh
+from ..io.export import export_mesh
+from .bake import rasterize_uv
+from .dilation import dilate_texture
 from .texture_field import HashGridTexture, make_texture_field
+from .uv_unwrap import unwrap_uv
 
 
 class TexturedMesh(nn.Module):
@@ -18,13 +26,13 @@ class TexturedMesh(nn.Module):
 
     Args:
         mesh: the :class:`~csdkit.Mesh` (any device). Without UVs (or with ``keep_uvs=False``) it is
-            unwrapped with xatlas in an isolated process (:func:`csdkit.texture.unwrap_uv`).
+            unwrapped with xatlas in an isolated process (:func:`csdkit.uv.unwrap_uv`).
         texture_size: side ``S`` of the square texture (texels).
         parametrization: ``"pyramid"`` (default), ``"texels"`` or ``"hashgrid"``; see
-            :mod:`csdkit.geometry.texture_field`.
+            :mod:`csdkit.uv.texture_field`.
         init_color: initial colour (a number or RGB in [0, 1]).
         keep_uvs: keep the mesh's own UVs instead of computing an atlas.
-        unwrap_kwargs: extra arguments of :func:`csdkit.texture.unwrap_uv` (``timeout``, ``padding``...).
+        unwrap_kwargs: extra arguments of :func:`csdkit.uv.unwrap_uv` (``timeout``, ``padding``...).
 
     Attributes:
         mesh: the mesh with UVs (``uv [Vt, 2]``, ``face_uv [F, 3]``); its own texture is ignored.
@@ -41,12 +49,8 @@ class TexturedMesh(nn.Module):
         self.parametrization = parametrization
         self.texture_size = texture_size
         if not (keep_uvs and mesh.has_uv):
-            from ..texture.uv_unwrap import unwrap_uv
-
             mesh = unwrap_uv(mesh, keep_uvs=keep_uvs, resolution=texture_size, **(unwrap_kwargs or {}))
         self.mesh = mesh.replace(texture=None) if mesh.texture is not None else mesh
-        from ..texture.bake import rasterize_uv
-
         self.register_buffer("chart_mask", rasterize_uv(self.mesh, texture_size).mask, persistent=False)
 
     @classmethod
@@ -59,25 +63,23 @@ class TexturedMesh(nn.Module):
         """The current texture ``[S, S, 3]`` float32 in [0, 1] (differentiable)."""
         return self.field()
 
-    def render(self, renderer: MeshRenderer, cameras: Cameras, **kwargs) -> dict[str, torch.Tensor]:
-        """Render with ``renderer`` (see :meth:`MeshRenderer.render` for ``kwargs`` and outputs).
+    # ---- the renderer's textured-surface protocol ----------------------------------------------
+    @property
+    def surface_mesh(self) -> Mesh:
+        """The mesh with its UV atlas (what the rasterizer draws)."""
+        return self.mesh
 
-        Texel parametrizations pass the texture to the rasterizer's texture sampling (mipmapped);
-        the hash-grid field is evaluated at every covered pixel's UV instead.
-        """
-        if not isinstance(self.field, HashGridTexture):
-            return renderer.render(self.mesh, cameras, texture=self.texture(), **kwargs)
-        white = torch.ones(1, 1, 3, device=cameras.device)
-        out = renderer.render(self.mesh, cameras, texture=white, **kwargs)  # shading only, albedo 1
-        mask = out["mask"]
-        colors = self.field.colors(out["uv"]) * mask
-        # rgb = shade * albedo over the background: replace the unit albedo by the field's colour.
-        shade = torch.where(mask > 0, out["rgb"], torch.zeros_like(out["rgb"]))
-        background = out["rgb"] * (1 - mask)
-        out = dict(out)
-        out["rgb"] = shade * colors + background
-        out["albedo"] = colors
-        return out
+    def texture_image(self) -> torch.Tensor | None:
+        """``[S, S, 3]`` texels for the rasterizer's (mipmapped) texture lookup, or None for the hash-grid
+        field, which is evaluated per pixel by :meth:`texture_at_uv` instead."""
+        return None if isinstance(self.field, HashGridTexture) else self.texture()
+
+    def texture_at_uv(self, uv: torch.Tensor) -> torch.Tensor:
+        """Colours ``[..., 3]`` in [0, 1] at ``uv [..., 2]`` (origin bottom-left), differentiable."""
+        if isinstance(self.field, HashGridTexture):
+            return self.field.colors(uv)
+        raise TypeError("TexturedMesh.texture_at_uv(): only the 'hashgrid' parametrization is a continuous field; "
+                        f"{self.parametrization!r} textures are sampled from texture_image()")
 
     @torch.no_grad()
     def baked_texture(self, dilate: bool = True) -> torch.Tensor:
@@ -85,8 +87,6 @@ class TexturedMesh(nn.Module):
         so bilinear and mipmapped sampling at chart borders never picks up unused texels."""
         tex = self.texture().detach().float()
         if dilate:
-            from ..texture.dilation import dilate_texture
-
             tex = dilate_texture(tex, self.chart_mask.to(tex.device))
         return tex
 
@@ -96,6 +96,4 @@ class TexturedMesh(nn.Module):
 
     def export(self, path: str | Path, dilate: bool = True) -> Path:
         """Write ``.glb`` (PBR baseColorTexture) or ``.obj`` (+ ``.mtl`` + ``.png``) by suffix."""
-        from ..texture.export import export_mesh
-
         return export_mesh(self.textured_mesh(dilate), path)

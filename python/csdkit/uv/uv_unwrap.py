@@ -31,10 +31,11 @@ import torch
 from ..geometry.mesh import Mesh, MeshWarning
 from ..geometry.mesh_cleanup import open3d_available
 from ..ops._checks import check_choice, check_float, check_int
+from .bake import transfer_texture
 
 __all__ = ["unwrap_uv", "per_triangle_atlas", "UnwrapError"]
 
-logger = logging.getLogger("csdkit.texture")
+logger = logging.getLogger("csdkit.uv")
 _FN = "unwrap_uv"
 #: The worker script (run by path so the child does not import torch; see its docstring).
 _WORKER = Path(__file__).with_name("_xatlas_worker.py")
@@ -142,7 +143,7 @@ def unwrap_uv(mesh: Mesh, *, keep_uvs: bool = False, resolution: int = 1024, pad
         fallback: ``"auto"``, ``"decimate"``, ``"per_triangle"`` or ``"none"`` (see module doc).
         max_iterations: xatlas ``ChartOptions.max_iterations`` (None: xatlas' default).
         bake_texture: when the mesh has a texture under its old UVs, re-bake it into the new
-            atlas (:func:`csdkit.texture.bake.transfer_texture`); otherwise it is dropped.
+            atlas (:func:`csdkit.uv.bake.transfer_texture`); otherwise it is dropped.
 
     Returns:
         A mesh with the same vertices and faces (unless decimated) and new ``uv [Vt, 2]`` float32 in
@@ -200,8 +201,6 @@ def unwrap_uv(mesh: Mesh, *, keep_uvs: bool = False, resolution: int = 1024, pad
     out = Mesh(mesh.vertices, mesh.faces, uv=uv, face_uv=face_uv, vertex_colors=mesh.vertex_colors)
     if source.texture is not None:
         if bake_texture and out.num_faces == source.num_faces:
-            from .bake import transfer_texture
-
             out = transfer_texture(source, out, resolution=resolution)
         else:
             _warn(f"{_FN}(): the mesh's texture belongs to its old UVs and was dropped")

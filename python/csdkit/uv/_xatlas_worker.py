@@ -1,10 +1,10 @@
 """xatlas in its own process: ``python _xatlas_worker.py IN.npz OUT.npz``.
 
-(``python -m csdkit.texture._xatlas_worker IN.npz OUT.npz`` works too, but imports the csdkit
-package and thus torch first; :func:`csdkit.texture.unwrap_uv` runs the file by path.)
+(``python -m csdkit.uv._xatlas_worker IN.npz OUT.npz`` works too, but imports the csdkit
+package and thus torch first; :func:`csdkit.uv.unwrap_uv` runs the file by path.)
 
 xatlas is known to crash (segfault) and to run for a very long time on dense or broken meshes, so
-:func:`csdkit.texture.unwrap_uv` never calls it in the caller's process. This module imports only
+:func:`csdkit.uv.unwrap_uv` never calls it in the caller's process. This module imports only
 NumPy and xatlas (no torch: it starts in a fraction of a second) and talks through files:
 
 * ``IN.npz``: ``positions [V, 3]`` float32, ``faces [F, 3]`` uint32, ``options`` (a JSON string

@@ -1,10 +1,10 @@
 """Baking helpers: rasterize a mesh in UV space and move colours into (or between) UV atlases.
 
 * :func:`rasterize_uv`: per texel, which face covers it, its barycentrics, surface position and
-  normal, and the chart-coverage ``mask`` that :func:`csdkit.texture.dilate_texture` needs.
+  normal, and the chart-coverage ``mask`` that :func:`csdkit.uv.dilate_texture` needs.
 * :func:`bake_vertex_colors`: vertex colours -> a texture under the mesh's UVs.
 * :func:`transfer_texture`: a texture under one UV layout -> the same surface under another
-  (used by :func:`csdkit.texture.unwrap_uv` to keep a texture across re-unwrapping).
+  (used by :func:`csdkit.uv.unwrap_uv` to keep a texture across re-unwrapping).
 
 Texture images have row 0 at the top; with csdkit's UV convention (origin bottom-left) texel
 ``(i, j)`` has its centre at ``u = (j + 0.5) / W``, ``v = 1 - (i + 0.5) / H``. UV rasterization
@@ -57,7 +57,7 @@ def _need_uv(fn: str, mesh) -> None:
     if not isinstance(mesh, Mesh):
         raise TypeError(f"{fn}(): mesh must be a csdkit.Mesh, got {type(mesh).__name__}")
     if mesh.uv is None:
-        raise ValueError(f"{fn}(): the mesh has no UVs; run csdkit.texture.unwrap_uv(mesh) first")
+        raise ValueError(f"{fn}(): the mesh has no UVs; run csdkit.uv.unwrap_uv(mesh) first")
 
 
 def _uv_rast(mesh: Mesh, height: int, width: int) -> torch.Tensor:
@@ -124,7 +124,7 @@ def transfer_texture(src: Mesh, dst: Mesh, *, resolution: int | tuple[int, int] 
     Args:
         src: a textured mesh.
         dst: the same surface (``dst.faces`` describe the same triangles as ``src.faces``) with another
-            UV layout, e.g. from :func:`csdkit.texture.unwrap_uv`.
+            UV layout, e.g. from :func:`csdkit.uv.unwrap_uv`.
         resolution: size of the new texture (default: ``src.texture``'s).
         dilate: fill the gutters of the new atlas (push-pull).
 

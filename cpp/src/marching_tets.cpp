@@ -35,7 +35,11 @@ void check_active(const Args<T, I>& a, const char* fn) {
 
 template <typename T, typename I>
 void classify_cpu(const Args<T, I>& a) {
+  // Vertex ids are checked here (fused with the pass) before they index sdf.
   parallel_for(a.n_tets, 4096, [&](int64_t begin, int64_t end) {
+    bool ok = true;
+    for (int64_t i = 4 * begin; i < 4 * end; ++i) ok &= a.tets[i] >= 0 && int64_t(a.tets[i]) < a.n_vertices;
+    check_arg(ok, "marching_tets::classify", "tets hold vertex ids outside [0, n_vertices)");
     for (int64_t t = begin; t < end; ++t) a.tet_triangles[t] = num_triangles(case_of(a, t));
   });
 }

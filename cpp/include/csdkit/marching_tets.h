@@ -45,28 +45,35 @@ CSDKIT_HD int num_triangles(int c) {
   return inside == 0 || inside == 4 ? 0 : (inside == 2 ? 2 : 1);
 }
 
+// The case table: per case, six 3-bit local edges (two triangles of three corners, 7 = none),
+// entry k at bits 3k..3k+2. Triangles are counter-clockwise seen from the outside corners, for a
+// positively oriented tet. (A switch, not an array: the same code on host and device.)
+CSDKIT_HD uint32_t packed_triangles(int c) {
+  switch (c) {
+    case 0: return 0777777u;  // -  (all outside)
+    case 1: return 0777210u;  // 0, 1, 2, -1, -1, -1  ({0} inside)
+    case 2: return 0777340u;  // 0, 4, 3, -1, -1, -1  ({1})
+    case 3: return 0341421u;  // 1, 2, 4, 1, 4, 3  ({0, 1})
+    case 4: return 0777531u;  // 1, 3, 5, -1, -1, -1  ({2})
+    case 5: return 0530250u;  // 0, 5, 2, 0, 3, 5  ({0, 2})
+    case 6: return 0150540u;  // 0, 4, 5, 0, 5, 1  ({1, 2})
+    case 7: return 0777542u;  // 2, 4, 5, -1, -1, -1  ({0, 1, 2})
+    case 8: return 0777452u;  // 2, 5, 4, -1, -1, -1  ({3})
+    case 9: return 0450510u;  // 0, 1, 5, 0, 5, 4  ({0, 3})
+    case 10: return 0520350u;  // 0, 5, 3, 0, 2, 5  ({1, 3})
+    case 11: return 0777351u;  // 1, 5, 3, -1, -1, -1  ({0, 1, 3})
+    case 12: return 0241431u;  // 1, 3, 4, 1, 4, 2  ({2, 3})
+    case 13: return 0777430u;  // 0, 3, 4, -1, -1, -1  ({0, 2, 3})
+    case 14: return 0777120u;  // 0, 2, 1, -1, -1, -1  ({1, 2, 3})
+    case 15: return 0777777u;  // -  (all inside)
+    default: return 0777777u;
+  }
+}
+
 // Local edge of corner k (0..2) of triangle j (0..1) of case c; -1 when the triangle does not exist.
 CSDKIT_HD int triangle_edge(int c, int j, int k) {
-  // Counter-clockwise seen from the outside corners, for a positively oriented tet.
-  constexpr signed char kTriTable[16][6] = {
-      {-1, -1, -1, -1, -1, -1},  //  0: all outside
-      {0, 1, 2, -1, -1, -1},     //  1: {0} inside
-      {0, 4, 3, -1, -1, -1},     //  2: {1}
-      {1, 2, 4, 1, 4, 3},        //  3: {0, 1}
-      {1, 3, 5, -1, -1, -1},     //  4: {2}
-      {0, 5, 2, 0, 3, 5},        //  5: {0, 2}
-      {0, 4, 5, 0, 5, 1},        //  6: {1, 2}
-      {2, 4, 5, -1, -1, -1},     //  7: {0, 1, 2}
-      {2, 5, 4, -1, -1, -1},     //  8: {3}
-      {0, 1, 5, 0, 5, 4},        //  9: {0, 3}
-      {0, 5, 3, 0, 2, 5},        // 10: {1, 3}
-      {1, 5, 3, -1, -1, -1},     // 11: {0, 1, 3}
-      {1, 3, 4, 1, 4, 2},        // 12: {2, 3}
-      {0, 3, 4, -1, -1, -1},     // 13: {0, 2, 3}
-      {0, 2, 1, -1, -1, -1},     // 14: {1, 2, 3}
-      {-1, -1, -1, -1, -1, -1},  // 15: all inside
-  };
-  return kTriTable[c][3 * j + k];
+  const int e = int((packed_triangles(c) >> (3 * (3 * j + k))) & 7u);
+  return e == 7 ? -1 : e;
 }
 
 // Case of a tet from its corners' sdf values.

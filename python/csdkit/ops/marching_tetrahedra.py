@@ -50,20 +50,30 @@ def marching_tetrahedra(
     n_vertices = vertices.shape[0]
     if n_vertices >= 2**31:
         raise ValueError(f"{_FN}(): at most 2^31 - 1 vertices are supported, got {n_vertices}")
-    if tets.shape[0] > 0:
-        lo, hi = int(tets.min()), int(tets.max())
-        if lo < 0 or hi >= n_vertices:
-            raise ValueError(f"{_FN}(): tets must hold vertex ids in [0, {n_vertices}), got ids in "
-                             f"[{lo}, {hi}] ({describe(tets)})")
     if not bool(torch.isfinite(sdf).all()):
         raise ValueError(f"{_FN}(): sdf holds NaN or Inf values ({describe(sdf)})")
-    if not _native.use_native(vertices.device):
+    native = _native.use_native(vertices.device)
+    if not native or vertices.device.type != "cpu":  # the CPU kernel checks the ids itself
+        _check_ids(tets, n_vertices)
+    if not native:
         return marching_tetrahedra_reference(vertices, tets, sdf)
-    out_vertices, edges, faces = _topology_native(vertices.detach().contiguous(), tets.contiguous(),
-                                                  sdf.detach().contiguous())
+    try:
+        out_vertices, edges, faces = _topology_native(vertices.detach().contiguous(), tets.contiguous(),
+                                                      sdf.detach().contiguous())
+    except ValueError:
+        _check_ids(tets, n_vertices)
+        raise
     if vertices.requires_grad or sdf.requires_grad:
         out_vertices = _EdgeInterpolation.apply(vertices, sdf, edges, out_vertices)
     return out_vertices, faces
+
+
+def _check_ids(tets: torch.Tensor, n_vertices: int) -> None:
+    if tets.shape[0] > 0:
+        lo, hi = (int(x) for x in torch.aminmax(tets))
+        if lo < 0 or hi >= n_vertices:
+            raise ValueError(f"{_FN}(): tets must hold vertex ids in [0, {n_vertices}), got ids in "
+                             f"[{lo}, {hi}] ({describe(tets)})")
 
 
 def _topology_native(vertices: torch.Tensor, tets: torch.Tensor, sdf: torch.Tensor):

@@ -12,7 +12,7 @@ import torch
 from csdkit.geometry import DMTet, ImplicitVolume, Mesh, tet_grid
 from csdkit.geometry.mesh_regularizers import face_components, laplacian_loss, normal_consistency_loss
 from csdkit.geometry.primitives import torus
-from csdkit.geometry.tet_grid import tet_grid_cache_dir
+from csdkit.geometry.tet_grid import tet_grid_cache_dir, tet_grid_edges
 from csdkit.nn import HashGridEncoding
 
 
@@ -50,6 +50,17 @@ def test_tet_grid_counts_orientation_and_conformity():
     _, counts = torch.unique(faces, dim=0, return_counts=True)
     assert set(counts.tolist()) == {1, 2}
     assert int((counts == 1).sum()) == 6 * 2 * r * r  # two boundary triangles per boundary square
+
+
+def test_tet_grid_edges_are_the_tets_edges():
+    for r in (1, 2, 5):
+        _, t = tet_grid(r)
+        pairs = t[:, [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]].reshape(-1, 2).sort(1).values
+        want = torch.unique(pairs, dim=0)
+        got = tet_grid_edges(r)
+        assert got.dtype == torch.int32 and got.shape == (7 * r**3 + 9 * r**2 + 3 * r, 2)
+        assert bool((got[:, 0] < got[:, 1]).all())
+        assert torch.equal(torch.unique(got.long(), dim=0), want)
 
 
 def test_tet_grid_deterministic_and_cached(tmp_path, monkeypatch, caplog):
@@ -144,10 +155,11 @@ def test_init_from_volume_blob():
 
 
 # ---- gradients and optimization -----------------------------------------------------------------------
-def test_gradient_reaches_sdf_and_deformation():
-    d = DMTet(resolution=12)
+def test_gradient_reaches_sdf_and_deformation(device):
+    d = DMTet(resolution=12).to(device)
     mesh = d.extract()
-    (mesh.vertices.square().sum() + DMTet.normal_consistency_loss(mesh)).backward()
+    assert mesh.vertices.device.type == device and mesh.faces.device.type == device
+    (mesh.vertices.square().sum() + DMTet.normal_consistency_loss(mesh) + d.sdf_entropy_loss()).backward()
     assert d.sdf.grad is not None and int((d.sdf.grad != 0).sum()) > 50
     assert d.deformation.grad is not None and int((d.deformation.grad.abs().sum(1) > 0).sum()) > 50
 

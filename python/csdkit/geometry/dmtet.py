@@ -24,7 +24,7 @@ from ..ops import marching_tetrahedra
 from ..ops._checks import check_float, check_int
 from .mesh import Mesh
 from .mesh_regularizers import keep_large_components, laplacian_loss, normal_consistency_loss
-from .tet_grid import tet_grid
+from .tet_grid import tet_grid, tet_grid_edges
 
 __all__ = ["DMTet", "otsu_threshold"]
 
@@ -260,13 +260,9 @@ class DMTet(nn.Module):
 
     # ---- regularizers ---------------------------------------------------------------------------
     def grid_edges(self) -> torch.Tensor:
-        """Unique edges ``[E, 2]`` int64 of the tet grid (computed once, cached)."""
+        """Unique edges ``[E, 2]`` int32 of the tet grid (:func:`~csdkit.geometry.tet_grid.tet_grid_edges`, cached)."""
         if self._grid_edges is None or self._grid_edges.device != self.tets.device:
-            t = self.tets.long()
-            pairs = t[:, [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]].reshape(-1, 2)
-            n = self.num_vertices
-            keys = torch.unique(pairs.min(1).values * n + pairs.max(1).values)
-            self._grid_edges = torch.stack([keys // n, keys % n], 1)
+            self._grid_edges = tet_grid_edges(self.resolution, device=self.tets.device)
         return self._grid_edges
 
     def sdf_entropy_loss(self) -> torch.Tensor:

@@ -28,7 +28,7 @@ import torch
 
 from ..ops._checks import check_int
 
-__all__ = ["KUHN_TETS", "tet_grid", "tet_grid_cache_dir"]
+__all__ = ["KUHN_TETS", "tet_grid", "tet_grid_cache_dir", "tet_grid_edges"]
 
 logger = logging.getLogger("csdkit.tet_grid")
 
@@ -137,3 +137,21 @@ def tet_grid(resolution: int, *, cache: bool = True) -> tuple[torch.Tensor, torc
             _save(path, *arrays, resolution)
     vertices, tets = arrays
     return torch.from_numpy(np.ascontiguousarray(vertices)), torch.from_numpy(tets.astype(np.int64))
+
+
+def tet_grid_edges(resolution: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """The unique edges ``[E, 2]`` int32 (``a < b``) of :func:`tet_grid` ``(resolution)``.
+
+    Built directly, without sorting the tets' edges: from every lattice vertex, the steps along
+    ``x``, ``y``, ``z``, the three face diagonals ``x+y``, ``x+z``, ``y+z`` and the cube diagonal ``x+y+z``
+    that stay in the lattice (``E = 7 R^3 + 9 R^2 + 3 R``). Ordered by direction, then vertex id.
+    """
+    r = check_int("tet_grid_edges", "resolution", resolution, min_value=1, max_value=MAX_RESOLUTION)
+    n = r + 1
+    ids = torch.arange(n**3, dtype=torch.int32, device=device).reshape(n, n, n)
+    out = []
+    for d in ((1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1)):
+        a = ids[:n - d[0], :n - d[1], :n - d[2]].reshape(-1)
+        b = ids[d[0]:, d[1]:, d[2]:].reshape(-1)
+        out.append(torch.stack([a, b], 1))
+    return torch.cat(out)

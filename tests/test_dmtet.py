@@ -251,3 +251,14 @@ def test_errors():
         d.init_from_volume("volume")
     with pytest.raises(ValueError, match=r"min_component_fraction must be in \[0.0, 1.0\], got 2.0"):
         d.init_sphere(0.5).export_mesh(2.0)
+
+
+def test_mesh_renderer_loss_reaches_the_parameters():
+    from csdkit.render import Cameras, MeshRenderer
+
+    d = DMTet(resolution=12)
+    cams = Cameras.orbit(2, distance=2.5)
+    out = MeshRenderer(32).render(d.extract(), cams, shading="lambertian")
+    assert float(out["mask"].mean()) > 0.05
+    out["rgb"].mean().backward()
+    assert int((d.sdf.grad != 0).sum()) > 10 and int((d.deformation.grad != 0).any(1).sum()) > 10

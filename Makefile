@@ -10,7 +10,7 @@ export CSDKIT_CUDA
 RUN_DIR ?= runs/demo
 DEMO_PROMPT ?= a blue cylinder
 
-.PHONY: all venv build test test-cpp test-py lint demo bench clean
+.PHONY: all venv tools build test test-cpp test-py lint demo bench clean
 
 all: build
 
@@ -28,6 +28,17 @@ $(VENV)/.deps-stamp: pyproject.toml
 
 venv: $(VENV)/.deps-stamp
 
+# Third-party tools some tests use (they skip without them): glTF-Transform's CLI writes the Draco /
+# quantized / meshopt glTF files of tests/test_gltf_third_party.py. Needs npm (the npm registry).
+GLTF_TRANSFORM := build/npm/node_modules/.bin/gltf-transform
+$(GLTF_TRANSFORM):
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --silent --no-audit --no-fund --prefix build/npm "@gltf-transform/cli@4" || \
+		echo "note: could not install @gltf-transform/cli; its tests will skip"; \
+	else echo "note: npm not found; tests/test_gltf_third_party.py will skip"; fi
+
+tools: $(GLTF_TRANSFORM)
+
 # ---- build: the wheel's CMake tree persists in build/<wheel tag>, so rebuilds are incremental ----
 build: venv
 	@rm -f python/csdkit/_C*.so  # developer in-tree builds must not shadow the installed module
@@ -38,7 +49,7 @@ build: venv
 test-cpp: build
 	ctest --test-dir $(firstword $(wildcard build/cp*)) --output-on-failure
 
-test-py: build
+test-py: build tools
 	$(VPY) -m pytest -q tests
 
 test: test-cpp test-py

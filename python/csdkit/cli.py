@@ -42,7 +42,12 @@ def _texture_parser(sub) -> None:
     p.add_argument("--up", default="+y", help="the mesh's up axis: +y (default), +z, -x ...")
     p.add_argument("--front", default="+z", help="the mesh's front axis (default +z)")
     p.add_argument("--keep-uvs", action="store_true", help="keep the mesh's UVs instead of a new atlas")
-    p.add_argument("--out", default=None, help="run directory (default: runs/texture-<mesh stem>)")
+    add_run_options(p, "runs/texture-<mesh stem>")
+
+
+def add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
+    """The options every job shares: --out, --resume, --device, --threads, --no-progress."""
+    p.add_argument("--out", default=None, help=f"run directory (default: {default_out})")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=1,
@@ -51,11 +56,16 @@ def _texture_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _run_texture(args) -> int:
+def apply_threads(args) -> None:
+    """Set torch's intra-op threads from ``--threads`` (0 keeps torch's default)."""
     if args.threads < 0:
         raise ValueError(f"--threads must be >= 0, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
+
+
+def _run_texture(args) -> int:
+    apply_threads(args)
 
     out = Path(args.out) if args.out else None
     if args.resume:

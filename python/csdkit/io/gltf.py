@@ -115,7 +115,8 @@ def _uri_bytes(uri: str, base_dir: Path, source: str) -> bytes:
 
 
 def read_document(path: str | Path) -> GltfDocument:
-    """Parse a ``.glb`` or ``.gltf`` file and load its buffers (not its images)."""
+    """Parse a ``.glb`` or ``.gltf`` file, check it (:func:`check_supported`) and load its buffers (not its
+    images)."""
     path = Path(path)
     data = path.read_bytes()
     source = str(path)
@@ -128,6 +129,7 @@ def read_document(path: str | Path) -> GltfDocument:
             raise MeshFormatError(f"{_FN}: {source} is not valid glTF JSON: {exc}") from exc
         if not isinstance(gltf, dict):
             raise MeshFormatError(f"{_FN}: {source} is not a glTF document (its JSON is not an object)")
+    check_supported(gltf, source)  # before the buffers: e.g. meshopt files hold a placeholder buffer
     buffers = []
     for i, buf in enumerate(gltf.get("buffers", [])):
         if "uri" in buf:
@@ -323,7 +325,6 @@ def plain_glb(path: str | Path) -> bytes | None:
     """
     doc = read_document(path)
     gltf = doc.gltf
-    check_supported(gltf, doc.source)
     used = set(gltf.get("extensionsUsed", []))
     if not used & {_DRACO, _TRANSFORM, _QUANT} and not _any_alternate_texcoord(gltf):
         return None

@@ -262,3 +262,15 @@ def test_mesh_renderer_loss_reaches_the_parameters():
     assert float(out["mask"].mean()) > 0.05
     out["rgb"].mean().backward()
     assert int((d.sdf.grad != 0).sum()) > 10 and int((d.deformation.grad != 0).any(1).sum()) > 10
+
+
+def test_mesh_ray_tests_in_face_groups_agree():
+    from csdkit.geometry import dmtet as dmtet_module
+
+    t = torus(0.55, 0.25, 32, 16)
+    lin = torch.linspace(-1, 1, 21, dtype=torch.float64)
+    for axis in range(3):
+        whole = dmtet_module._axis_rays(lin, t.vertices.double(), t.faces, axis)
+        grouped = dmtet_module._axis_rays(lin, t.vertices.double(), t.faces, axis, max_pairs=50)
+        assert whole[0].numel() > 100
+        assert all(torch.equal(a, b) for a, b in zip(whole, grouped, strict=True))

@@ -214,10 +214,10 @@ def test_regularizers():
     d = DMTet(resolution=8)
     ent = d.sdf_entropy_loss()
     ent.backward()
-    assert float(ent) > 0 and int((d.sdf.grad != 0).sum()) > 0
+    assert float(ent.detach()) > 0 and int((d.sdf.grad != 0).sum()) > 0
     with torch.no_grad():
         d.sdf.fill_(1.0)
-    assert float(d.sdf_entropy_loss()) == 0.0
+    assert float(d.sdf_entropy_loss().detach()) == 0.0
 
 
 # ---- state and errors -------------------------------------------------------------------------------

@@ -152,6 +152,11 @@ def test_init_from_volume_blob():
     assert _euler(d.extract()) == 2
     with pytest.raises(ValueError, match=r"threshold 100 puts 0 of 9261 grid vertices inside"):
         d.init_from_volume(vol, threshold=100.0)
+    # a DMTet box larger than the volume's: nothing outside the volume's box is inside
+    big = DMTet(resolution=20, radius=2.0)
+    big.init_from_volume(vol, threshold=1e-3)
+    outside = (big.grid * 2.0).abs().max(1).values > 1.0
+    assert bool((big.sdf.detach()[outside] > 0).all()) and bool((big.sdf.detach() < 0).any())
 
 
 # ---- gradients and optimization -----------------------------------------------------------------------

@@ -223,7 +223,8 @@ class DMTet(nn.Module):
         ``sdf = clamp(-(density - threshold), -1, 1)`` (deformation reset to 0). With
         ``threshold=None`` the threshold is chosen automatically: Otsu's threshold of
         ``log1p(density)`` over the grid vertices (the split that best separates "empty" from
-        "solid" densities), mapped back with ``expm1``. The DMTet box should cover the volume's.
+        "solid" densities), mapped back with ``expm1``. Grid vertices outside the volume's box
+        (``volume.radius``) get density 0.
 
         Returns the threshold used. Raises ValueError when no vertex (or every vertex) is inside.
         """
@@ -235,6 +236,9 @@ class DMTet(nn.Module):
         ref = next(volume.parameters())
         pts = (self.grid * self.radius).to(device=ref.device, dtype=ref.dtype)
         density = torch.cat([volume.density(pts[i:i + chunk]) for i in range(0, pts.shape[0], chunk)])
+        vol_radius = getattr(volume, "radius", None)
+        if isinstance(vol_radius, (int, float)):  # outside the volume's box there is nothing
+            density = torch.where((pts.abs() <= vol_radius).all(-1), density, torch.zeros_like(density))
         density = density.to(self.sdf)
         if threshold is None:
             threshold = math.expm1(otsu_threshold(torch.log1p(density.clamp_min(0))))

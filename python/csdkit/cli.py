@@ -1,6 +1,7 @@
 """The ``csdkit`` command.
 
     csdkit texture MESH "prompt" [options]     UV-texture a mesh with CSD
+    csdkit view MESH_OR_RUN_DIR [--out FILE]    an offline HTML page with an interactive 3D view
     csdkit info                                 what this build contains
 
 Exit codes: 0 done, 1 internal error, 2 bad input (a one-line message, no traceback),
@@ -104,6 +105,30 @@ def _run_texture(args) -> int:
     return EXIT_OK
 
 
+def _view_parser(sub) -> None:
+    from .viewer import MAX_GLB_BYTES
+
+    p = sub.add_parser("view", help="write an offline HTML page with an interactive 3D view of a mesh or run",
+                       description="Write a self-contained HTML page (no network, opens from disk) that shows "
+                                   "SOURCE in an interactive WebGL2 view: drag to orbit, wheel to zoom, double-click "
+                                   "to reset, toggles for wireframe / UV checker / albedo. SOURCE is a GLB (embedded "
+                                   "as is), GLTF/OBJ/PLY/STL/OFF (converted through csdkit's loader) or a run "
+                                   f"directory (its result GLBs). Limit: {MAX_GLB_BYTES // 2**20} MiB per page.")
+    p.add_argument("source", help="mesh file or csdkit run directory")
+    p.add_argument("--out", default=None, help="page to write (default: <mesh>.view.html, or <run dir>/view.html)")
+    p.add_argument("--title", default=None, help="page title")
+    p.add_argument("--unlinked", action="store_true", help="one camera per view instead of one for all")
+    p.add_argument("--size", type=int, nargs=2, default=(480, 480), metavar=("W", "H"), help="view size in pixels")
+
+
+def _run_view(args) -> int:
+    from .pipelines.view import view
+
+    out = view(args.source, args.out, title=args.title, linked=not args.unlinked, size=tuple(args.size))
+    print(out)
+    return EXIT_OK
+
+
 def _run_info(args) -> int:
     print(json.dumps(build_info(), indent=2))
     return EXIT_OK
@@ -114,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
                                                                 "Score Distillation.")
     sub = parser.add_subparsers(dest="command", required=True)
     _texture_parser(sub)
+    _view_parser(sub)
     sub.add_parser("info", help="print what this csdkit build contains")
     args = parser.parse_args(argv)
-    handlers = {"texture": _run_texture, "info": _run_info}
+    handlers = {"texture": _run_texture, "view": _run_view, "info": _run_info}
     try:
         return handlers[args.command](args)
     except (ValueError, TypeError, FileNotFoundError) as exc:

@@ -239,3 +239,18 @@ def test_cpu_kernel_is_the_same_for_any_thread_count():
     finally:
         csdkit.set_num_threads(old)
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+
+
+def test_stale_build_falls_back_to_the_reference(monkeypatch):
+    import importlib
+
+    from csdkit import _native
+
+    op_module = importlib.import_module("csdkit.ops.marching_tetrahedra")
+    monkeypatch.delattr(_native.native(), "marching_tets_pass")
+    monkeypatch.setattr(op_module, "_warned_stale", False)
+    verts, tets, sdf = _random_problem(4, torch.float32, seed=7)
+    with pytest.warns(RuntimeWarning, match="built before the marching-tetrahedra kernel"):
+        v, f = marching_tetrahedra(verts, tets, sdf)
+    rv, rf = marching_tetrahedra_reference(verts, tets, sdf)
+    assert torch.equal(v, rv) and torch.equal(f, rf)

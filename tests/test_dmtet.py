@@ -71,6 +71,10 @@ def test_tet_grid_deterministic_and_cached(tmp_path, monkeypatch, caplog):
     v2, t2 = tet_grid(5)
     v3, t3 = tet_grid(5, cache=False)
     assert torch.equal(v1, v2) and torch.equal(t1, t2) and torch.equal(v1, v3) and torch.equal(t1, t3)
+    t32 = tet_grid(5, tet_dtype=torch.int32)[1]
+    assert t32.dtype == torch.int32 and torch.equal(t32.long(), t1)
+    with pytest.raises(TypeError, match=r"tet_dtype must be torch.int32 or torch.int64, got torch.float32"):
+        tet_grid(5, tet_dtype=torch.float32)
     # A truncated file and a file with wrong contents are both regenerated.
     path.write_bytes(path.read_bytes()[:100])
     with caplog.at_level("WARNING", logger="csdkit.tet_grid"):

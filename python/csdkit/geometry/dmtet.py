@@ -156,9 +156,9 @@ class DMTet(nn.Module):
         super().__init__()
         self.resolution = check_int(_FN, "resolution", resolution, min_value=1, max_value=256)
         self.radius = check_float(_FN, "radius", radius, min_value=1e-9)
-        grid, tets = tet_grid(resolution)
+        grid, tets = tet_grid(resolution, tet_dtype=torch.int32)
         self.register_buffer("grid", grid, persistent=False)  # [V, 3] in [-1, 1]
-        self.register_buffer("tets", tets.int(), persistent=False)  # [T, 4] int32 (V < 2^31)
+        self.register_buffer("tets", tets, persistent=False)  # [T, 4] int32 (V < 2^31)
         self.sdf = nn.Parameter(torch.zeros(grid.shape[0]))
         self.deformation = nn.Parameter(torch.zeros(grid.shape[0], 3))
         self._grid_edges: torch.Tensor | None = None

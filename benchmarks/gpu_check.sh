@@ -13,6 +13,10 @@
 #      pytest -m cuda, quick GPU benchmarks), each under its own timeout, and writes
 #      gpu-check.json, gpu-check.md and gpu-check.log into GPU_CHECK_DIR, else $OUT, else gpu-check/.
 # Exit status: 0 when every phase passed (or there is no GPU), 1 otherwise.
+#
+# Rehearsal on a machine without a GPU (tests the plumbing, not CUDA): GPU_CHECK_NVIDIA_SMI=a fake
+# nvidia-smi, GPU_CHECK_REHEARSE=1 (a torch without CUDA is accepted, benchmarks run on the CPU),
+# GPU_CHECK_ARGS="--suites hashgrid --pytest-args 'tests/test_schedule.py'" (more driver arguments).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,9 +62,9 @@ fi
 # ---- 3. a Python whose torch sees the GPU -----------------------------------------------------------
 torch_sees_gpu() {  # prints one line about $1's torch; status 0 when it sees a GPU
   timeout 120 "$1" -c 'import sys, torch
-ok = torch.cuda.is_available()
+ok = torch.cuda.is_available() or bool(sys.argv[1])
 print(f"torch {torch.__version__} (CUDA {torch.version.cuda})", "sees", torch.cuda.device_count() if ok else "no", "GPU")
-sys.exit(0 if ok else 1)' 2>/dev/null
+sys.exit(0 if ok else 1)' "${GPU_CHECK_REHEARSE:-}" 2>/dev/null
 }
 if [[ -n "${GPU_CHECK_PYTHON:-}" ]]; then candidates=("$GPU_CHECK_PYTHON"); else candidates=(.venv/bin/python python3 python); fi
 PY="" choice="" tried=()
@@ -69,7 +73,7 @@ for cand in "${candidates[@]}"; do
   if line="$(torch_sees_gpu "$cand")"; then
     PY="$(command -v "$cand" || echo "$cand")"
     [[ "$PY" == /* ]] || PY="$PWD/$PY"  # absolute, but not resolved: a venv's python is a symlink
-    choice="$cand ($PY): $line"
+    choice="$PY: $line"
     break
   fi
   tried+=("$cand: ${line:-no torch}")
@@ -115,5 +119,10 @@ fi
 say "Python: $choice"
 
 # ---- 4. the phases ----------------------------------------------------------------------------------
+extra=()
+[[ -z "${GPU_CHECK_REHEARSE:-}" ]] || extra+=(--device cpu)
+if [[ -n "${GPU_CHECK_ARGS:-}" ]]; then
+  eval "extra+=(${GPU_CHECK_ARGS})"  # the user's own words, split as the shell would
+fi
 exec "$PY" benchmarks/gpu_check.py run --out "$DEST" --python "$PY" --torch-choice "$choice" \
-  ${notes[@]+"${notes[@]/#/--note=}"}
+  ${notes[@]+"${notes[@]/#/--note=}"} ${extra[@]+"${extra[@]}"}

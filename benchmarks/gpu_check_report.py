@@ -255,11 +255,13 @@ def _bench_lines(records: list[dict]) -> list[str]:
                      + (f" **error**: {_cell(r['error'])[:160]}" if r["error"] else ""))
         if r["suite"] == "texture" and r["case"] == "step" and r["csdkit_ms"] and r["baseline"] in (None, "reference"):
             per_step.append(r["csdkit_ms"] / 1e3)
+    peak = "torch.cuda.max_memory_allocated during them (weights included)" if device == "cuda" else \
+        "the process's peak resident set (CPU)"
     lines += ["", "ratio = baseline ms / csdkit ms: above 1, csdkit is faster. Medians of the timed calls "
-              "(--quick: at most 3 after 1 warm-up); peak MB = torch.cuda.max_memory_allocated during them "
-              "(weights included)."]
+              f"(--quick: at most 3 after 1 warm-up); peak MB = {peak}."]
     if per_step:
-        lines.append(f"Texturing (sd21-base fp16, 512 px renders): **{per_step[0]:.3f} s per step**.")
+        what = "sd21-base fp16, 1 view of 512x512, 1024 texture" if device == "cuda" else "MiniPrior, CPU"
+        lines.append(f"Texturing ({what}): **{per_step[0]:.3f} s per step**.")
     return lines
 
 

@@ -170,7 +170,7 @@ def test_markdown_table_from_synthetic_phase_results(tmp_path):
     assert "| hashgrid | fwd | 65536 | 0.500 | 120 | reference | 10.00 | 20.00x |" in md
     assert "| guidance | sd21-base_b1_512px | 1 | 52.00 | 6100 | three-call | - | - | **error**: three-call: " \
            "OutOfMemoryError" in md
-    assert "**0.180 s per step**" in md
+    assert "Texturing (sd21-base fp16, 1 view of 512x512, 1024 texture): **0.180 s per step**." in md
     save_state(tmp_path, state)
     assert json.loads((tmp_path / "gpu-check.json").read_text()) == state
     assert (tmp_path / "gpu-check.md").read_text() == md + "\n"

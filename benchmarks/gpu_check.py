@@ -50,7 +50,15 @@ from gpu_check_report import (  # noqa: E402
 )
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SUITES = ("hashgrid", "volrend", "volrend_nerf", "raster", "guidance", "texture")
+# Suites in this order, then any other suite in benchmarks/suites/ (e.g. marching_tets), alphabetically.
+PREFERRED_SUITES = ("hashgrid", "volrend", "volrend_nerf", "raster", "guidance", "texture")
+
+
+def default_suites() -> list[str]:
+    present = sorted(p.stem for p in (REPO / "benchmarks" / "suites").glob("*.py") if not p.stem.startswith("_"))
+    return [s for s in PREFERRED_SUITES if s in present] + [s for s in present if s not in PREFERRED_SUITES]
+
+
 # The texturing suite's reference step rasterizes 512x512 on the CPU (minutes per step): the
 # check times the compiled step only, which is what "seconds per step" means.
 SUITE_ONLY = {"texture": ["step/csdkit"]}
@@ -66,8 +74,10 @@ REQUIRED = [("numpy", "numpy>=1.24"), ("diffusers", "diffusers>=0.27"), ("transf
             ("PIL", "pillow>=9.0"), ("tqdm", "tqdm>=4.60"), ("pytest", "pytest>=7"), ("pybind11", "pybind11>=3")]
 
 _PROBE = r"""
-import importlib, importlib.util, json, platform, sys
-out = {"python": sys.executable, "python_version": platform.python_version()}
+import importlib, importlib.util, json, os, platform, sys, sysconfig
+inc = sysconfig.get_paths().get("include", "")
+out = {"python": sys.executable, "python_version": platform.python_version(), "python_include": inc,
+       "python_h": os.path.exists(os.path.join(inc, "Python.h"))}
 try:
     import torch
     out.update(torch=torch.__version__, torch_cuda=torch.version.cuda, cuda_available=torch.cuda.is_available())
@@ -279,12 +289,21 @@ class Check:
             gen = []  # keep the generator an earlier configure chose
         jobs = str(os.cpu_count() or 4)
         env["build_dir"] = str(bdir.relative_to(REPO)) if bdir.is_relative_to(REPO) else str(bdir)
-        self.run("build", [
+        # the module needs the Python headers (python3.X-dev); GPU_CHECK_PYTHON_INCLUDE names a carried copy
+        include = os.environ.get("GPU_CHECK_PYTHON_INCLUDE")
+        minor = ".".join(str(env.get("python_version", "3")).split(".")[:2])
+        hint = "" if env.get("python_h", True) or include else \
+            f"Python.h is not in {env.get('python_include')}: install python{minor}-dev " \
+            "(or set GPU_CHECK_PYTHON_INCLUDE to a folder holding it)"
+        res = self.run("build", [
             ["cmake", "-S", str(REPO), "-B", str(bdir), *gen, "-DCSDKIT_CUDA=ON",
              f"-DCSDKIT_CUDA_ARCHITECTURES={arch}", "-DCMAKE_BUILD_TYPE=Release", "-DCSDKIT_BUILD_TESTS=ON",
-             f"-DPython_EXECUTABLE={self.python}"],
+             f"-DPython_EXECUTABLE={self.python}", *([f"-DPython_INCLUDE_DIR={include}"] if include else [])],
             ["cmake", "--build", str(bdir), "-j", jobs],
-        ], note="")
+        ], note=hint)
+        if res["status"] == "ok" and hint:
+            res["note"] = ""
+            self.save()
 
     def phase_verify(self) -> None:
         code = ("import csdkit, json; i = csdkit.build_info(); i['file'] = csdkit.__file__; "
@@ -388,10 +407,14 @@ def parse_timeouts(text: str) -> dict[str, float]:
     out = dict(TIMEOUTS)
     for item in filter(None, (s.strip() for s in text.split(","))):
         key, sep, value = item.partition("=")
-        if not sep or key not in TIMEOUTS:
-            raise SystemExit(f"gpu-check: GPU_CHECK_TIMEOUTS: expected NAME=SECONDS with NAME in "
-                             f"{sorted(TIMEOUTS)}, got {item!r}")
-        out[key] = float(value)
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not sep or not (key in TIMEOUTS or key.startswith("bench-")) or seconds <= 0:
+            raise SystemExit(f"gpu-check: GPU_CHECK_TIMEOUTS: expected NAME=SECONDS (NAME one of "
+                             f"{sorted(TIMEOUTS)} or bench-<suite>, SECONDS > 0), got {item!r}")
+        out[key] = seconds
     return out
 
 
@@ -456,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--note", action="append", default=[], help="a setup note for the report (repeatable)")
     r.add_argument("--arch", help="CSDKIT_CUDA_ARCHITECTURES (default: the GPUs' compute capability, -real)")
     r.add_argument("--budget", type=float, default=float(os.environ.get("GPU_CHECK_BUDGET", DEFAULT_BUDGET_S)))
-    r.add_argument("--suites", nargs="*", default=list(SUITES))
+    r.add_argument("--suites", nargs="*", default=default_suites(), help="default: %(default)s")
     r.add_argument("--pytest-args", default=os.environ.get("GPU_CHECK_PYTEST_ARGS", "-m cuda tests"))
     r.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                    help="benchmark device; cpu only for rehearsing the driver on a machine without a GPU")

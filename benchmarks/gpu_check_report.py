@@ -189,6 +189,8 @@ def _env_lines(state: dict) -> list[str]:
     if env.get("torch"):
         lines.append(f"| torch | {env['torch']} (CUDA {env.get('torch_cuda')}), {_cell(env.get('python'))} "
                      f"(Python {env.get('python_version')}) |")
+    if env.get("python_h") is False:
+        lines.append(f"| Python headers | **missing**: no Python.h in {_cell(env.get('python_include'))} |")
     if env.get("torch_choice"):
         lines.append(f"| torch chosen | {_cell(env['torch_choice'])} |")
     for note in env.get("setup_notes") or []:

@@ -227,5 +227,9 @@ def test_arch_and_timeouts():
     assert gpu_check.cuda_arch({"gpus": [{"compute_cap": "[N/A]"}]}) is None
     limits = gpu_check.parse_timeouts("tests=300, bench-guidance=200")
     assert limits["tests"] == 300 and limits["bench-guidance"] == 200 and limits["build"] == gpu_check.TIMEOUTS["build"]
-    with pytest.raises(SystemExit, match="NAME=SECONDS"):
-        gpu_check.parse_timeouts("nonsense=3")
+    assert gpu_check.parse_timeouts("bench-marching_tets=30")["bench-marching_tets"] == 30
+    for bad in ("nonsense=3", "tests", "tests=soon", "tests=0"):
+        with pytest.raises(SystemExit, match="NAME=SECONDS"):
+            gpu_check.parse_timeouts(bad)
+    suites = gpu_check.default_suites()
+    assert suites[:6] == list(gpu_check.PREFERRED_SUITES) and len(set(suites)) == len(suites)

@@ -79,6 +79,11 @@ for cand in "${candidates[@]}"; do
   tried+=("$cand: ${line:-no torch}")
 done
 
+joined() {  # "a; b; c", or "nothing"
+  local out
+  if (($#)); then out="$(printf '%s; ' "$@")"; echo "${out%; }"; else echo nothing; fi
+}
+
 driver_cuda="$("$SMI" 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9]*\.[0-9]*\).*/\1/p' | head -n 1 || true)"
 cuda_tag() {  # the newest PyTorch CUDA wheel tag this driver runs
   local have="${1:-0}" tag
@@ -93,7 +98,7 @@ cuda_tag() {  # the newest PyTorch CUDA wheel tag this driver runs
 }
 
 if [[ -z "$PY" && -z "${GPU_CHECK_NO_INSTALL:-}" && -z "${GPU_CHECK_PYTHON:-}" ]] && tag="$(cuda_tag "$driver_cuda")"; then
-  say "no Python here has a CUDA torch (${tried[*]:-none found}); installing torch for $tag (driver CUDA $driver_cuda) into .venv"
+  say "no Python here has a CUDA torch ($(joined ${tried[@]+"${tried[@]}"})); installing torch for $tag (driver CUDA $driver_cuda) into .venv"
   { [[ -x .venv/bin/python ]] || python3 -m venv .venv; } >>"$LOG" 2>&1 || true
   if [[ -x .venv/bin/python ]] && timeout 1200 .venv/bin/python -m pip install -q --upgrade --force-reinstall \
       --retries 1 --timeout 30 "${GPU_CHECK_TORCH_SPEC:-torch}" \
@@ -107,7 +112,7 @@ fi
 
 if [[ -z "$PY" ]]; then
   tag="$(cuda_tag "$driver_cuda" || echo cu128)"
-  msg="no Python with a CUDA-enabled torch (tried: ${tried[*]:-nothing}). Install one, e.g. \
+  msg="no Python with a CUDA-enabled torch (tried: $(joined ${tried[@]+"${tried[@]}"})). Install one, e.g. \
 'python3 -m pip install torch --index-url https://download.pytorch.org/whl/$tag' ($tag: the newest CUDA build \
 this driver runs; nvidia-smi says CUDA ${driver_cuda:-?}), or put a torch wheel for this Python in $WHEELS/, \
 or set GPU_CHECK_PYTHON=/path/to/python; then run 'make gpu-check' again"

@@ -67,7 +67,7 @@ TIMEOUTS = {"env": 90, "deps": 300, "build": 300, "verify": 60, "ctest": 60, "te
             "bench-guidance": 150, "bench-texture": 120}
 DEFAULT_BUDGET_S = 450
 MIN_PHASE_S = 10  # a phase with less time than this left in the budget is skipped
-THIRD_PARTY = ("tinycudann", "nerfacc", "nvdiffrast")
+THIRD_PARTY = ("tinycudann", "nerfacc", "nvdiffrast", "kaolin")
 # (module, pip requirement); diffusers is imported for real: an incompatible hub breaks it late
 REQUIRED = [("numpy", "numpy>=1.24"), ("diffusers", "diffusers>=0.27"), ("transformers", "transformers>=4.38"),
             ("safetensors", "safetensors>=0.4"), ("trimesh", "trimesh>=4.0"), ("xatlas", "xatlas>=0.0.9"),

@@ -33,7 +33,13 @@ KERNELS = {
     "test_raster_texture.py": "texture sampling",
     "test_marching_tetrahedra.py": "marching tetrahedra",
 }
-THIRD_PARTY = ("tinycudann", "nerfacc", "nvdiffrast")
+# the other test files with CUDA cases
+LABELS = {**KERNELS, "test_dmtet.py": "DMTet", "test_mesh_renderer.py": "mesh renderer",
+          "test_volume_renderer.py": "volume renderer", "test_implicit_volume.py": "implicit volume",
+          "test_guidance_formula.py": "CSD/SDS formulas", "test_guidance_priors.py": "diffusion priors",
+          "test_priors.py": "priors", "test_miniprior.py": "MiniPrior", "test_shading.py": "shading",
+          "test_mesh_io.py": "meshes", "test_uv_export.py": "UV export"}
+THIRD_PARTY = ("tinycudann", "nerfacc", "nvdiffrast", "kaolin")
 OUTCOMES = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed", "unfinished")
 MAX_FAILURES_SHOWN = 15
 
@@ -225,7 +231,7 @@ def _test_lines(t: dict) -> list[str]:
     for path in sorted(t.get("by_file", {})):
         c = t["by_file"][path]
         name = path.rsplit("/", 1)[-1]
-        lines.append(f"| {_cell(path)} | {KERNELS.get(name, '')} | {c['passed'] + c.get('xpassed', 0)} | "
+        lines.append(f"| {_cell(path)} | {LABELS.get(name, '')} | {c['passed'] + c.get('xpassed', 0)} | "
                      f"{c['failed'] + c.get('unfinished', 0)} | {c['errors']} | {c['skipped'] + c.get('xfailed', 0)} |")
     missing = [f for f in KERNELS if not any(p.endswith("/" + f) or p == f for p in t.get("by_file", {}))]
     if missing:

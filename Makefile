@@ -81,5 +81,16 @@ demo: build
 bench: build
 	$(VPY) benchmarks/run.py hashgrid volrend raster guidance texture --quick --json bench.json
 
+# ---- GPU check: CUDA build for this GPU only, `pytest -m cuda`, quick GPU benchmarks -------------
+# Brings its own set-up (it picks a Python whose torch sees the GPU: see benchmarks/gpu_check.sh) and
+# writes gpu-check/gpu-check.{md,json,log} ($$OUT when set). Without a GPU: one line, exit 0.
+.PHONY: gpu-check gpu-wheels
+gpu-check:
+	bash benchmarks/gpu_check.sh
+
+# Wheels the lent GPU machine lacks (it has no network), into .whl/ for the device tool's carry.
+gpu-wheels:
+	bash benchmarks/gpu_wheels.sh
+
 clean:
 	rm -rf build runs python/csdkit/_C*.so

@@ -18,7 +18,7 @@ from . import io, uv
 from ._build import build_info, has_cuda, set_num_threads
 from ._version import __version__
 from .edit import Editor, EditResult, Region
-from .geometry import ImplicitVolume, Mesh, VolumeRegularizers
+from .geometry import DMTet, ImplicitVolume, Mesh, VolumeRegularizers
 from .guidance import CSD, SDS, Schedule
 from .guidance.mini import MiniPrior
 from .nn import HashGridEncoding
@@ -39,6 +39,7 @@ __all__ = [
     "CSD",
     "SDS",
     "Cameras",
+    "DMTet",
     "EditResult",
     "Editor",
     "HashGridEncoding",

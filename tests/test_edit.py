@@ -236,3 +236,18 @@ def test_cli_obj_input_and_texture_run_directory(capsys, tmp_path, red_sphere, r
     assert json.loads((tmp_path / "t" / "config.json").read_text())["input"] == str(run / "textured.glb")
     code, err = _cli(capsys, tmp_path / "in", "a green sphere", "--out", tmp_path / "x")
     assert code == 2 and "not a csdkit texture or edit run" in err
+
+
+def test_dmtet_shape_edit_keeps_outside_the_box(prior, tmp_path):
+    dmtet = csdkit.DMTet(resolution=16, radius=1.0)
+    result = edit(dmtet, "a gray cube", source_prompt="a gray sphere", region="box:-1,0,-1,1,1,1", steps=8,
+                  prior=prior, out_dir=tmp_path / "dm", progress=False, quiet=True)
+    assert result.kind == "shape" and result.steps == 8
+    below = (dmtet.vertices[:, 1] < 0).detach()
+    assert torch.equal(result.asset.sdf[below], dmtet.sdf[below].detach())
+    assert torch.equal(result.asset.deformation[below], dmtet.deformation[below].detach())
+    assert (result.asset.sdf[~below] - dmtet.sdf[~below]).abs().max() > 0
+    for name in ("edited.glb", "original.glb", "comparison.png", "report.html"):
+        assert (tmp_path / "dm" / name).exists(), name
+    with pytest.raises(ValueError, match="contains no part"):
+        Editor(prior, "a cube", region="box:0.9,0.9,0.9,1,1,1", steps=1).edit(dmtet, progress=False)

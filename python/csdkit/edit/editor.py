@@ -23,7 +23,7 @@ Assets: a :class:`~csdkit.Mesh` with a texture (UVs + image) or vertex colours, 
 :class:`~csdkit.TexturedMesh`: appearance edit, the texture is the input's texture plus a learnable
 change (:class:`~csdkit.edit.texture_delta.EditableTexture`), so the result keeps the input's UV
 layout, texture size, vertices and placement. An :class:`~csdkit.ImplicitVolume`: appearance and
-shape edit (:mod:`csdkit.edit.volume`).
+shape edit (:mod:`csdkit.edit.volume`). A :class:`~csdkit.DMTet`: shape edit (:mod:`csdkit.edit.dmtet_edit`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..geometry.dmtet import DMTet
 from ..geometry.implicit_volume import ImplicitVolume
 from ..geometry.mesh import Mesh
 from ..guidance.csd import CSD
@@ -48,6 +49,7 @@ from ..training import RunDirectory, Trainer, image_grid
 from ..uv.bake import bake_vertex_colors, rasterize_uv
 from ..uv.textured_mesh import TexturedMesh
 from ..uv.uv_unwrap import unwrap_uv
+from .dmtet_edit import edit_dmtet
 from .region import Region, parse_region
 from .result import EditResult
 from .texture_delta import EditableTexture
@@ -86,6 +88,7 @@ class Editor:
         up, front: the input mesh's up and front axes (for the camera frame only; the result keeps
             the input's coordinates).
         volume_resolution, volume_samples: render size and samples per ray of volume edits.
+        dmtet_color: the flat albedo a :class:`~csdkit.DMTet` (which holds no colour) is rendered with.
         guidance: a ready guidance object instead of the CSD built from the arguments above.
         seed: seeds cameras, timesteps and noise; a CPU run is deterministic for a fixed seed.
     """
@@ -97,6 +100,7 @@ class Editor:
                  weighting: str = "one_minus_abar", view_prompts: bool = False, shading: str = "lambertian",
                  distance_range: tuple[float, float] = (3.0, 3.6), fov_range: tuple[float, float] = (38.0, 45.0),
                  up: str = "+y", front: str = "+z", volume_resolution: int = 32, volume_samples: int = 96,
+                 dmtet_color: tuple[float, float, float] = (0.6, 0.6, 0.6),
                  guidance: ScoreDistillation | None = None, seed: int = 0) -> None:
         if not isinstance(target_prompt, str) or not target_prompt.strip():
             raise ValueError(f"{_FN}(): target_prompt must be a non-empty string, got {target_prompt!r}")
@@ -125,6 +129,10 @@ class Editor:
         self.distance_range = tuple(float(v) for v in distance_range)
         self.fov_range = tuple(float(v) for v in fov_range)
         self.up, self.front = up, front
+        color = torch.as_tensor(dmtet_color, dtype=torch.float32).reshape(-1)
+        if color.numel() != 3 or not bool(((color >= 0) & (color <= 1)).all()):
+            raise ValueError(f"{_FN}(): dmtet_color must be (r, g, b) in [0, 1], got {dmtet_color!r}")
+        self.dmtet_color = tuple(color.tolist())
         if guidance is None:
             if negative_weight is None:
                 negative_weight = [0, 1.0, 0.5, max(self.steps, 1)] if source_prompt is not None else 0.0
@@ -145,7 +153,7 @@ class Editor:
 
         Args:
             asset: a textured :class:`~csdkit.Mesh` (UVs + texture, or vertex colours), a
-                :class:`~csdkit.TexturedMesh`, or an :class:`~csdkit.ImplicitVolume`.
+                :class:`~csdkit.TexturedMesh`, an :class:`~csdkit.ImplicitVolume` or a :class:`~csdkit.DMTet`.
             run_dir: where checkpoints, metrics and previews go (None: nothing is written).
             resume: continue from the newest checkpoint in ``run_dir``.
             progress: show a progress bar.
@@ -168,10 +176,12 @@ class Editor:
         if isinstance(asset, (Mesh, TexturedMesh)):
             mesh, tex = appearance_input(asset, init_color=init_color, texture_size=texture_size)
             return self._edit_mesh(mesh, tex, **common)
+        if isinstance(asset, DMTet):
+            return edit_dmtet(self, asset, **common)
         if isinstance(asset, nn.Module) and callable(getattr(asset, "density", None)) and hasattr(asset, "radius"):
             return edit_volume(self, asset, **common)
-        raise TypeError(f"{_FN}.edit(): asset must be a csdkit.Mesh (textured), a TexturedMesh or an "
-                        f"ImplicitVolume, got {type(asset).__name__}")
+        raise TypeError(f"{_FN}.edit(): asset must be a csdkit.Mesh (textured), a TexturedMesh, an "
+                        f"ImplicitVolume or a DMTet, got {type(asset).__name__}")
 
     def to_config(self) -> dict[str, Any]:
         """A JSON-serializable description (for run directories)."""

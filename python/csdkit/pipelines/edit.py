@@ -10,7 +10,7 @@ writes the run directory::
 
 The edited GLB/OBJ keeps the input's vertices, faces, UV layout and texture size, so it drops into
 the input's place in a scene. A shape edit of an implicit volume writes ``edited_volume.pt`` and an
-isosurface ``edited.glb`` with vertex colours instead.
+isosurface ``edited.glb`` with vertex colours instead (a DMTet: ``edited_dmtet.pt`` and its surface).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from torch import nn
 
 from ..edit import DEFAULT_FIDELITY, Editor, EditResult, Region, appearance_input
 from ..edit.volume import RegionVolume
+from ..geometry.dmtet import DMTet
 from ..geometry.mesh import Mesh
 from ..guidance.priors.base import DiffusionPrior
 from ..io import load_mesh, save_mesh
@@ -54,7 +55,7 @@ def resolve_input(asset: Any) -> tuple[Any, str]:
     Raises:
         ValueError: a missing path, a folder that is no csdkit run, an unsupported file type.
     """
-    if isinstance(asset, (Mesh, TexturedMesh)) or (isinstance(asset, nn.Module) and hasattr(asset, "density")):
+    if isinstance(asset, (Mesh, TexturedMesh, DMTet)) or (isinstance(asset, nn.Module) and hasattr(asset, "density")):
         return asset, f"<in-memory {type(asset).__name__}>"
     if not isinstance(asset, (str, Path)):
         raise TypeError(f"{_FN}(): asset must be a csdkit.Mesh, TexturedMesh, ImplicitVolume or a path, got "
@@ -157,17 +158,21 @@ def _write_outputs(run: RunDirectory, editor: Editor, result: EditResult, source
         views = [_mesh_turntable(m, editor, dev) for m in (result.original, result.asset)]
     else:
         def save_volume(path: Path) -> Path:
-            atomic_save({"state_dict": {k: v.cpu() for k, v in result.asset.state_dict().items()},
+            atomic_save({"state_dict": {k: v.cpu() if isinstance(v, torch.Tensor) else v
+                                        for k, v in result.asset.state_dict().items()},
                          "region": editor.region.source if editor.region is not None else None,
                          "class": type(result.asset).__name__}, path)
             return path
 
-        exports["edited_volume.pt"] = save_volume
-        meshes = {"original.glb": _volume_mesh(result.original), "edited.glb": _volume_mesh(result.asset)}
+        exports["edited_dmtet.pt" if isinstance(result.asset, DMTet) else "edited_volume.pt"] = save_volume
+        meshes = {"original.glb": _shape_mesh(result.original, editor), "edited.glb": _shape_mesh(result.asset, editor)}
         for name, mesh in meshes.items():
             if mesh is not None and "glb" in formats:
                 exports[name] = lambda path, mesh=mesh: save_mesh(mesh, path)
-        views = [_volume_turntable(v, editor, dev) for v in (result.original, result.asset)]
+        if isinstance(result.asset, DMTet):
+            views = [_mesh_turntable(m, editor, dev) for m in meshes.values()]
+        else:
+            views = [_volume_turntable(v, editor, dev) for v in (result.original, result.asset)]
     atomic_write_bytes(run.path / "edit_metrics.json", json.dumps(result.metrics, indent=2).encode())
     images = {
         "Original (top) and edited (bottom)": ("comparison.png", lambda p: save_png(
@@ -202,6 +207,14 @@ def _volume_turntable(volume: nn.Module, editor: Editor, dev, size: int = 64) ->
     with torch.no_grad():
         renderer.update_grid(volume, 0, force=True)  # skip the empty space of the box
         return renderer.render(volume, cams, shading="albedo")["rgb"].cpu()
+
+
+def _shape_mesh(asset: nn.Module, editor: Editor) -> Mesh | None:
+    """The exported surface of a shape edit's asset (a DMTet with the editor's flat colour, or a volume)."""
+    if isinstance(asset, DMTet):
+        mesh = asset.export_mesh()
+        return mesh.replace(vertex_colors=torch.tensor(editor.dmtet_color).expand(mesh.num_vertices, 3))
+    return _volume_mesh(asset)
 
 
 def _volume_mesh(volume: nn.Module, resolution: int = 64) -> Mesh | None:

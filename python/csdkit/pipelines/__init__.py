@@ -1,5 +1,6 @@
 """The jobs: short functions that wire geometry, renderer, guidance and the Trainer together."""
 
+from .batch import BatchResult, batch
 from .texture import TextureResult, texture
 
-__all__ = ["TextureResult", "texture"]
+__all__ = ["BatchResult", "TextureResult", "batch", "texture"]

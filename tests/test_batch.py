@@ -49,7 +49,8 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 def _cli(manifest: Path, out: Path, *args: str, hooks: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "csdkit", "batch", str(manifest), "--out", str(out),
-                           "--no-progress", *args], env=_env(hooks), capture_output=True, text=True, timeout=300)
+                           "--no-progress", "--threads", "1", *args], env=_env(hooks), capture_output=True, text=True,
+                          timeout=300)
 
 
 def _rows(out: Path) -> dict[str, dict]:
@@ -243,11 +244,12 @@ def test_ray_engine_matches_local(tmp_path):
 # ---- SIGKILL the batch partway, run again ----------------------------------------------------------
 def test_sigkill_then_rerun_resumes_and_keeps_finished_outputs(tmp_path):
     rows = [{"id": "first", "mesh": "@sphere", "prompt": "a red sphere", **TINY},
-            {"id": "long", "mesh": "@torus", "prompt": "a green torus", **{**TINY, "steps": 200},
+            {"id": "long", "mesh": "@torus", "prompt": "a green torus", **{**TINY, "steps": 60},
              "checkpoint_every": 5},
             {"id": "last", "mesh": "@sphere", "prompt": "a blue sphere", "seed": 2, **TINY}]
     m, out = _write(tmp_path / "m.jsonl", rows), tmp_path / "out"
-    cmd = [sys.executable, "-m", "csdkit", "batch", str(m), "--out", str(out), "--workers", "1", "--no-progress"]
+    cmd = [sys.executable, "-m", "csdkit", "batch", str(m), "--out", str(out), "--workers", "1", "--threads", "1",
+           "--no-progress"]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180
@@ -283,9 +285,9 @@ def test_sigkill_then_rerun_resumes_and_keeps_finished_outputs(tmp_path):
     assert _done_events(out) == {"first": 1, "long": 1, "last": 1}  # every item done exactly once
     assert _snapshot(out / "items" / "first") == first_before  # same bytes, same mtimes
     info = json.loads(state["long"]["info"])
-    assert info["resumed_from"] >= 5 and info["steps"] == 200  # resumed from its checkpoint, not restarted
-    steps = [json.loads(line)["step"] for line in (out / "items" / "long" / "metrics.jsonl").read_text().split()]
-    assert steps == sorted(set(steps)) and steps[-1] == 199  # no step logged twice across the two sessions
+    assert info["resumed_from"] >= 5 and info["steps"] == 60  # resumed from its checkpoint, not restarted
+    steps = [json.loads(line)["step"] for line in (out / "items" / "long" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 59  # no step logged twice across the two sessions
     assert state["long"]["attempts"] == 2 and state["first"]["attempts"] == 1
 
 
@@ -294,14 +296,14 @@ def test_retry_failed_up_to_max_attempts_and_timeout(tmp_path, hooks):
     items = [{"id": "raises", "mesh": "@sphere", "prompt": "a red sphere", "_test_crash": "raise", **TINY},
              {"id": "hangs", "mesh": "@sphere", "prompt": "a red sphere", "_test_crash": "hang", **TINY}]
     out = tmp_path / "out"
-    res = batch(items, out, workers=2, timeout=8, progress=False, quiet=True)
+    res = batch(items, out, workers=2, threads=1, timeout=8, progress=False, quiet=True)
     assert res.exit_code == 1 and sorted(res.failed) == ["hangs", "raises"]
     by_id = {i["id"]: i for i in res.items}
     assert by_id["raises"]["error"] == "RuntimeError: test hook: deliberate failure"
     assert by_id["hangs"]["error"].startswith("timed out after 8 s")
-    res = batch(items[:1], out, retry_failed=True, max_attempts=2, progress=False, quiet=True)
+    res = batch(items[:1], out, retry_failed=True, max_attempts=2, threads=1, progress=False, quiet=True)
     assert res.counts["ran"] == 1 and res.items[0]["attempts"] == 2 and res.items[0]["status"] == "failed"
-    res = batch(items[:1], out, retry_failed=True, max_attempts=2, progress=False, quiet=True)
+    res = batch(items[:1], out, retry_failed=True, max_attempts=2, threads=1, progress=False, quiet=True)
     assert res.counts["ran"] == 0 and res.items[0]["attempts"] == 2
     assert "Traceback" in (out / "logs" / "raises.log").read_text()
     changed = [{**items[0], "steps": 5}]  # same id, other inputs: refused before anything runs

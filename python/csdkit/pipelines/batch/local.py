@@ -29,22 +29,23 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def local_slots(workers: int | None) -> list[dict[str, Any]]:
-    """The worker slots: ``[{"name", "threads", "env": {...}}]`` (see the module docstring)."""
+def local_slots(workers: int | None, threads: int | None = None) -> list[dict[str, Any]]:
+    """The worker slots: ``[{"name", "threads", "env": {...}}]`` (see the module docstring); ``threads``
+    overrides the CPU threads per item (default: the cores split between the slots)."""
     import torch
 
     cores = cpu_count()
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus:
         n = gpus if workers is None else max(1, min(workers, gpus))
-        threads = max(1, cores // n)
+        threads = threads or max(1, cores // n)
         return [{"name": f"gpu{i}", "threads": threads, "env": {"CUDA_VISIBLE_DEVICES": str(i)}} for i in range(n)]
     n = workers if workers is not None else max(1, min(cores, 4))
-    threads = max(1, cores // n)
+    threads = threads or max(1, cores // n)
     return [{"name": f"cpu{i}", "threads": threads, "env": {"CUDA_VISIBLE_DEVICES": ""}} for i in range(n)]
 
 
-def run_local(tasks: list[Any], *, workers: int | None, timeout: float | None,
+def run_local(tasks: list[Any], *, workers: int | None, timeout: float | None, threads: int | None = None,
               start: Callable[[Any, dict[str, Any]], dict[str, Any]],
               finish: Callable[[Any, dict[str, Any]], None]) -> None:
     """Run ``tasks`` on the local slots.
@@ -54,7 +55,7 @@ def run_local(tasks: list[Any], *, workers: int | None, timeout: float | None,
     KeyboardInterrupt the running workers are stopped (outcome ``interrupted``, recorded through
     ``finish``) and the KeyboardInterrupt propagates.
     """
-    slots = local_slots(workers)
+    slots = local_slots(workers, threads)
     queue = collections.deque(tasks)
     running: dict[int, tuple[Any, Any, dict[str, Any], float]] = {}  # slot -> (proc, task, request, t0)
     try:

@@ -35,6 +35,7 @@ def _import_ray():
 
 
 def run_ray(tasks: list[Any], *, workers: int | None, timeout: float | None, address: str | None,
+            threads: int | None = None,
             start: Callable[[Any, dict[str, Any]], dict[str, Any]],
             finish: Callable[[Any, dict[str, Any]], None]) -> dict[str, Any]:
     """Run ``tasks`` as Ray tasks (``start`` / ``finish`` as in :func:`~.local.run_local`); returns a
@@ -54,11 +55,11 @@ def run_ray(tasks: list[Any], *, workers: int | None, timeout: float | None, add
         cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
         if gpus:
             window = gpus if workers is None else max(1, workers)
-            threads, options = max(1, cpus // gpus), {"num_gpus": 1}
+            threads, options = threads or max(1, cpus // gpus), {"num_gpus": 1}
             options["num_cpus"] = threads
         else:
             window = workers if workers is not None else max(1, min(cpus, 4))
-            threads = max(1, cpus // window)
+            threads = threads or max(1, cpus // window)
             options = {"num_cpus": threads, "num_gpus": 0}
         remote = ray.remote(max_retries=0)(_ray_item)
         queue = collections.deque(tasks)

@@ -67,11 +67,13 @@ class BatchResult:
         return 0 if self.counts["done"] == len(self.items) else 1
 
 
-def _check_args(engine, workers, timeout, max_attempts, ray_address) -> None:
+def _check_args(engine, workers, timeout, max_attempts, ray_address, threads) -> None:
     if engine not in ENGINES:
         raise ValueError(f"batch(): engine must be one of {ENGINES}, got {engine!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"batch(): workers must be an int >= 1 (or None), got {workers!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"batch(): threads must be an int >= 1 (or None), got {threads!r}")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ValueError(f"batch(): timeout must be seconds > 0 (or None), got {timeout!r}")
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
@@ -108,7 +110,7 @@ class _SigtermAsInterrupt:
 def batch(manifest: str | os.PathLike | Iterable[Mapping[str, Any]], out_dir: str | os.PathLike, *,
           engine: str = "local", workers: int | None = None, timeout: float | None = None,
           retry_failed: bool = False, max_attempts: int = 3, ray_address: str | None = None,
-          progress: bool = True, quiet: bool = False) -> BatchResult:
+          threads: int | None = None, progress: bool = True, quiet: bool = False) -> BatchResult:
     """Run every item of ``manifest`` into ``out_dir``; safe to call again on the same folder.
 
     Items already done are skipped (their outputs are not touched); items interrupted (Ctrl-C, or left
@@ -127,6 +129,8 @@ def batch(manifest: str | os.PathLike | Iterable[Mapping[str, Any]], out_dir: st
         timeout: seconds an attempt may run (None: no limit).
         retry_failed, max_attempts: retry policy for failed items.
         ray_address: the Ray cluster to join (default: start a local Ray instance).
+        threads: CPU threads of each item (torch, OpenMP and csdkit kernels; default: the cores split
+            between the items that run at once).
         progress: a progress bar over items; quiet: no end summary on stdout.
 
     Returns:
@@ -136,7 +140,7 @@ def batch(manifest: str | os.PathLike | Iterable[Mapping[str, Any]], out_dir: st
         ManifestError: a malformed manifest (every error with its line), before anything runs.
         ValueError: bad arguments, another batch running on ``out_dir``, Ray missing.
     """
-    _check_args(engine, workers, timeout, max_attempts, ray_address)
+    _check_args(engine, workers, timeout, max_attempts, ray_address, threads)
     t_start = time.perf_counter()
     items = load_manifest(manifest)
     out = Path(out_dir).resolve()
@@ -166,9 +170,10 @@ def batch(manifest: str | os.PathLike | Iterable[Mapping[str, Any]], out_dir: st
             with _SigtermAsInterrupt():
                 if todo:
                     if engine == "local":
-                        run_local(todo, workers=workers, timeout=timeout, start=state.start, finish=state.finish)
+                        run_local(todo, workers=workers, timeout=timeout, threads=threads, start=state.start,
+                                  finish=state.finish)
                     else:
-                        info = run_ray(todo, workers=workers, timeout=timeout, address=ray_address,
+                        info = run_ray(todo, workers=workers, timeout=timeout, address=ray_address, threads=threads,
                                        start=state.start, finish=state.finish)
         except KeyboardInterrupt:
             interrupted = True

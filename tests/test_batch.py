@@ -206,9 +206,17 @@ def _check_six(out: Path) -> dict[str, dict]:
     return items
 
 
-def test_six_items_crashes_isolated_rerun_skips_done(tmp_path):
-    m, out = _six(tmp_path), tmp_path / "out"
+@pytest.fixture(scope="module")
+def six_local(tmp_path_factory):
+    """The six items run once by the local engine (shared by the rerun test and the Ray comparison)."""
+    tmp = tmp_path_factory.mktemp("six")
+    m, out = _six(tmp), tmp / "local"
     r = _cli(m, out, "--workers", "2")
+    return m, out, r
+
+
+def test_six_items_crashes_isolated_rerun_skips_done(six_local):
+    m, out, r = six_local
     assert r.returncode == 1, r.stdout + r.stderr
     assert "2 done, 4 failed" in r.stdout and "failed  segv" in r.stdout
     _check_six(out)
@@ -224,18 +232,17 @@ def test_six_items_crashes_isolated_rerun_skips_done(tmp_path):
     assert _done_events(out) == {"sphere": 1, "torus": 1}
 
 
-def test_ray_engine_matches_local(tmp_path):
+def test_ray_engine_matches_local(six_local, tmp_path):
     import ray  # the Ray engine is an extra; `make venv` installs it so this test runs
 
     assert ray.__version__
-    m = _six(tmp_path)
-    r_local = _cli(m, tmp_path / "local", "--workers", "2")
+    m, local_out, _ = six_local
     r_ray = _cli(m, tmp_path / "ray", "--engine", "ray", "--workers", "2")
-    assert r_local.returncode == 1 and r_ray.returncode == 1, r_ray.stdout + r_ray.stderr
-    local, on_ray = _check_six(tmp_path / "local"), _check_six(tmp_path / "ray")
+    assert r_ray.returncode == 1, r_ray.stdout + r_ray.stderr
+    local, on_ray = _check_six(local_out), _check_six(tmp_path / "ray")
     assert {i: v["outputs"] for i, v in local.items()} == {i: v["outputs"] for i, v in on_ray.items()}
     for i in ("sphere", "torus"):  # CPU runs are deterministic: the same texture bytes on both engines
-        assert (tmp_path / "local" / "items" / i / "textured.png").read_bytes() == \
+        assert (local_out / "items" / i / "textured.png").read_bytes() == \
             (tmp_path / "ray" / "items" / i / "textured.png").read_bytes()
     summary = json.loads((tmp_path / "ray" / "summary.json").read_text())
     assert summary["engine"] == "ray" and summary["cluster"]["in_flight"] == 2

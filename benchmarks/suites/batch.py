@@ -2,8 +2,9 @@
 
 Cases:
 - ``item_overhead``: what every item attempt pays before its job does any work: a fresh worker
-  process that imports csdkit and loads the prior (the MiniPrior on CPU), timed as a subprocess
-  (``python`` alone is the baseline, so the ratio shows how much of it is csdkit + prior).
+  process that imports csdkit and loads the prior (the MiniPrior on CPU; building it imports
+  diffusers), timed as a subprocess; ``python`` alone is the baseline and ``+torch`` (a process that
+  imports torch) splits the cost.
 - ``8_items``: ``csdkit.batch()`` of 8 tiny texture items (sphere / torus, 32x32 renders, a 64 texture)
   into a fresh folder, with 1 worker (baseline) and with 2 workers, each item on one CPU thread (so
   the comparison is parallelism, not thread counts). Issue target on a 2-core machine: 2 workers
@@ -43,6 +44,9 @@ def cases(device: str, quick: bool) -> list[Case]:
     def python_only():
         subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
 
+    def with_torch():
+        subprocess.run([sys.executable, "-c", "import torch"], env=env, check=True)
+
     def worker_and_prior():
         subprocess.run([sys.executable, "-c", _PRIOR.format(device=device)], env=env, check=True)
 
@@ -63,7 +67,8 @@ def cases(device: str, quick: bool) -> list[Case]:
 
     return [
         Case("item_overhead", "python", python_only, 1, baseline=True, repeats=5, warmup=1),
-        Case("item_overhead", "csdkit+prior", worker_and_prior, 1, repeats=5, warmup=1),
+        Case("item_overhead", "+torch", with_torch, 1, repeats=5, warmup=1),
+        Case("item_overhead", "+csdkit+prior", worker_and_prior, 1, repeats=5, warmup=1),
         Case("8_items", "1 worker", run(1), len(items), baseline=True, repeats=1, warmup=0),
         Case("8_items", "2 workers", run(2), len(items), repeats=1, warmup=0),
     ]

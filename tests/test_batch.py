@@ -298,6 +298,33 @@ def test_sigkill_then_rerun_resumes_and_keeps_finished_outputs(tmp_path):
     assert state["long"]["attempts"] == 2 and state["first"]["attempts"] == 1
 
 
+def test_ctrl_c_checkpoints_running_items_and_exits_130(tmp_path):
+    rows = [{"id": "long", "mesh": "@torus", "prompt": "a green torus", **{**TINY, "steps": 400},
+             "checkpoint_every": 50}]
+    m, out = _write(tmp_path / "m.jsonl", rows), tmp_path / "out"
+    cmd = [sys.executable, "-m", "csdkit", "batch", str(m), "--out", str(out), "--threads", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        metrics = out / "items" / "long" / "metrics.jsonl"
+        deadline = time.monotonic() + 120
+        while not (metrics.exists() and metrics.read_text().count("\n") >= 1) and time.monotonic() < deadline:
+            assert proc.poll() is None
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C at the terminal sends (workers are in their own sessions)
+        text, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, text
+    assert "interrupted; run the same command again to resume" in text
+    row = _rows(out)["long"]
+    assert row["status"] == "pending" and row["error"].startswith("interrupted")
+    ckpts = sorted((out / "items" / "long" / "checkpoints").glob("step_*.pt"))
+    assert ckpts and int(ckpts[-1].stem[5:]) > 50  # the worker checkpointed when it stopped (after step 50)
+    assert json.loads((out / "summary.json").read_text())["interrupted"] is True
+    assert _workers_of(out) == []
+
+
 # ---- retries and timeouts (in-process API) ----------------------------------------------------------
 def test_retry_failed_up_to_max_attempts_and_timeout(tmp_path, hooks):
     items = [{"id": "raises", "mesh": "@sphere", "prompt": "a red sphere", "_test_crash": "raise", **TINY},

@@ -177,6 +177,7 @@ def batch(manifest: str | os.PathLike | Iterable[Mapping[str, Any]], out_dir: st
                                        start=state.start, finish=state.finish)
         except KeyboardInterrupt:
             interrupted = True
+            _recover(store, out)  # an item claimed just before the interrupt, its worker never started
         finally:
             state.close()
         seconds = time.perf_counter() - t_start
@@ -212,17 +213,18 @@ def _missing_input(it: Item, state: _Progress) -> bool:
 
 
 def _recover(store: Store, out: Path) -> None:
-    """Rows left ``running`` by a killed batch: ``done`` when their worker finished and wrote its result
-    before the batch died, else back to ``pending`` (they resume from their checkpoints)."""
+    """Rows left ``running`` (by a killed batch, or one stopped between claiming an item and starting its
+    worker): ``done`` / ``failed`` as their worker recorded it when it finished before the batch died,
+    else back to ``pending`` (they resume from their checkpoints)."""
     for row in store.all():
         if row["status"] != "running":
             continue
         req = {"result": str(out / "logs" / f"{row['id']}.result.json"), "attempt": row["attempts"],
                "log": str(out / "logs" / f"{row['id']}.log")}
         outcome = read_outcome(req, None)
-        if outcome["status"] == "done":
-            store.finish(row["id"], "done", outputs=outcome["outputs"], seconds=outcome["seconds"],
-                         info={**outcome.get("info", {}), "recovered": True})
+        if "attempt" in outcome and outcome["status"] in ("done", "failed"):  # the worker's own result file
+            store.finish(row["id"], outcome["status"], error=outcome.get("error"), outputs=outcome["outputs"],
+                         seconds=outcome["seconds"], info={**outcome.get("info", {}), "recovered": True})
     store.recover_running()
 
 

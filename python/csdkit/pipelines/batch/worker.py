@@ -3,8 +3,9 @@
 The batch process (or a Ray task) starts one worker per item attempt, in a new session (its own process
 group, so a timeout kills the item's whole process tree and a Ctrl-C at the terminal reaches only the
 batch, which then asks its workers to checkpoint and stop). The worker never outlives the process that
-started it: ``PR_SET_PDEATHSIG`` (Linux) delivers SIGKILL when that process dies, and a watch thread
-exits when the parent pid changes (everywhere else, and for the start-up race).
+started it: the worker sets ``PR_SET_PDEATHSIG`` first thing (Linux: SIGKILL when the thread that
+started it dies), then checks that its parent is still the one that started it (the start-up race),
+and a watch thread exits when the parent pid changes (other systems, and belt and braces).
 
 The worker writes its outcome atomically to the request's ``result`` path; a worker that dies without one
 (segfault, ``os._exit``, the kernel's OOM killer, a timeout) is described from its exit status.
@@ -35,7 +36,9 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _set_pdeathsig() -> None:
-    """preexec_fn of a worker: SIGKILL when the parent (thread) that started it dies (Linux only)."""
+    """SIGKILL this process when the parent (thread) that started it dies (Linux only; survives exec)."""
+    if sys.platform != "linux":
+        return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -44,6 +47,7 @@ def _set_pdeathsig() -> None:
 
 
 def _watch_parent(parent_pid: int) -> None:
+    _set_pdeathsig()
     if os.getppid() != parent_pid:  # the parent died before PR_SET_PDEATHSIG took effect
         os._exit(70)
 
@@ -106,8 +110,7 @@ def start_worker(request: dict[str, Any], env: dict[str, str]) -> subprocess.Pop
     try:
         return subprocess.Popen([sys.executable, "-m", "csdkit.pipelines.batch._entry", str(req_path)],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True, preexec_fn=_set_pdeathsig if sys.platform == "linux"
-                                else None, close_fds=True)
+                                start_new_session=True, close_fds=True)
     finally:
         log.close()
 

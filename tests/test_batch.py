@@ -19,7 +19,16 @@ from pathlib import Path
 import pytest
 
 import csdkit
-from csdkit.pipelines.batch import ManifestError, batch, get_job, load_manifest, register_job, stable_id
+from csdkit.pipelines.batch import (
+    BatchLocked,
+    ManifestError,
+    Store,
+    batch,
+    get_job,
+    load_manifest,
+    register_job,
+    stable_id,
+)
 from csdkit.pipelines.batch.jobs import JOB_TABLE
 
 TINY = {"steps": 4, "resolution": 32, "texture_size": 64, "batch_size": 1}
@@ -167,6 +176,9 @@ def test_bad_arguments(tmp_path):
                       ({"max_attempts": 0}, "max_attempts"), ({"ray_address": "auto"}, "ray_address")):
         with pytest.raises(ValueError, match=match):
             batch(m, tmp_path / "out", progress=False, quiet=True, **kw)
+    with Store(tmp_path / "busy"):  # a live batch holds the folder: a second one is refused at once
+        with pytest.raises(BatchLocked, match="another csdkit batch is running"):
+            batch(m, tmp_path / "busy", progress=False, quiet=True)
 
 
 # ---- the six items: crashes are isolated, the batch finishes with exit 1 ---------------------

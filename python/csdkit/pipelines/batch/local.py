@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from .worker import collect, kill_group, start_worker, worker_env
 
 GRACE_SECONDS = 15.0
@@ -32,8 +34,6 @@ def cpu_count() -> int:
 def local_slots(workers: int | None, threads: int | None = None) -> list[dict[str, Any]]:
     """The worker slots: ``[{"name", "threads", "env": {...}}]`` (see the module docstring); ``threads``
     overrides the CPU threads per item (default: the cores split between the slots)."""
-    import torch
-
     cores = cpu_count()
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus:

@@ -19,8 +19,10 @@ an address-space limit set for the purpose) before the job starts.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -30,7 +32,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
+from ..._build import set_num_threads
 from ...training.checkpoint import atomic_write_bytes, list_checkpoints
+from .jobs import accepts, get_job
 
 _PR_SET_PDEATHSIG = 1
 
@@ -174,8 +181,6 @@ def run_blocking(request: dict[str, Any], env: dict[str, str], timeout: float | 
 
 # ---- the worker's side ------------------------------------------------------------------------------
 def _test_crash(mode: str) -> None:
-    import resource
-
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files from the deliberate crashes
     print(f"csdkit batch: test hook _test_crash={mode}", flush=True)
     if mode == "segfault":
@@ -188,8 +193,6 @@ def _test_crash(mode: str) -> None:
         while True:
             time.sleep(1)
     elif mode == "oom":
-        import numpy as np
-
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = 4 << 30
         resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
@@ -206,11 +209,6 @@ def _relative(path: Any, root: Path) -> str:
 
 def run_request(req: dict[str, Any]) -> dict[str, Any]:
     """Run one item in this process and return its outcome (exceptions become ``failed``)."""
-    import torch
-
-    from ..._build import set_num_threads
-    from .jobs import accepts, get_job
-
     threads = int(req.get("threads") or 1)
     torch.set_num_threads(threads)
     set_num_threads(threads)
@@ -256,8 +254,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     req = json.loads(Path(argv[0]).read_text())
     _watch_parent(int(req["parent_pid"]))
-    import faulthandler
-
     faulthandler.enable()  # a segfault prints the Python stack to the item's log, then still kills us
     outcome = run_request(req)
     outcome["attempt"] = req["attempt"]

@@ -181,6 +181,21 @@ def test_bad_arguments(tmp_path):
             batch(m, tmp_path / "busy", progress=False, quiet=True)
 
 
+def test_local_slots_one_item_per_gpu_else_cores_split(monkeypatch):
+    from csdkit.pipelines.batch import local
+
+    monkeypatch.setattr(local, "cpu_count", lambda: 16)
+    monkeypatch.setattr(local.torch.cuda, "is_available", lambda: False)
+    cpu = local.local_slots(4)
+    assert [s["threads"] for s in cpu] == [4] * 4 and {s["env"]["CUDA_VISIBLE_DEVICES"] for s in cpu} == {""}
+    assert len(local.local_slots(None)) == 4 and local.local_slots(3, threads=1)[0]["threads"] == 1
+    monkeypatch.setattr(local.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(local.torch.cuda, "device_count", lambda: 2)
+    gpu = local.local_slots(None)
+    assert [s["env"]["CUDA_VISIBLE_DEVICES"] for s in gpu] == ["0", "1"] and gpu[0]["threads"] == 8
+    assert len(local.local_slots(8)) == 2 and len(local.local_slots(1)) == 1
+
+
 # ---- the six items: crashes are isolated, the batch finishes with exit 1 ---------------------
 SIX = [
     {"id": "sphere", "mesh": "@sphere", "prompt": "a red sphere", **TINY},

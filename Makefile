@@ -23,7 +23,7 @@ $(VENV)/.deps-stamp: pyproject.toml
 	@command -v cmake >/dev/null 2>&1 || $(PIP) install -q "cmake>=3.24"
 	@$(PIP) install -q numpy "diffusers>=0.27" "transformers>=4.38" "safetensors>=0.4" "trimesh>=4.0" \
 		"xatlas>=0.0.9" "pillow>=9.0" "tqdm>=4.60" "pytest>=7" "hypothesis>=6" "ruff>=0.5" \
-		"import-linter>=2.1" "DracoPy>=1.4" "selenium>=4.11"
+		"import-linter>=2.1" "DracoPy>=1.4" "selenium>=4.11" "ray>=2.9"
 	@touch $@
 
 venv: $(VENV)/.deps-stamp

@@ -5,6 +5,7 @@ on a C++/CUDA kernel core (hash-grid encoding, volume rendering, rasterization, 
 
     import csdkit
     result = csdkit.texture("chair.glb", "a wooden chair", out_dir="runs/chair")   # the texturing job
+    done = csdkit.batch("library.jsonl", "runs/library")                          # a manifest of jobs
     prior = csdkit.MiniPrior()                                                     # embedded toy prior
 
 Packages, bottom to top (each imports only from those below it; ``guidance`` stands apart):
@@ -23,7 +24,7 @@ from .guidance import CSD, SDS, Schedule
 from .guidance.mini import MiniPrior
 from .nn import HashGridEncoding
 from .ops.occupancy_grid import OccupancyGrid
-from .pipelines import TextureResult, edit, texture  # edit(): the job (the package stays csdkit.edit in sys.modules)
+from .pipelines import BatchResult, TextureResult, batch, edit, texture  # edit(): the job, shadows the package
 from .render import (
     Cameras,
     MeshRenderer,
@@ -37,6 +38,7 @@ from .uv import TexturedMesh
 
 __all__ = [
     "CSD",
+    "BatchResult",
     "SDS",
     "Cameras",
     "DMTet",
@@ -59,6 +61,7 @@ __all__ = [
     "VolumeRegularizers",
     "VolumeRenderer",
     "__version__",
+    "batch",
     "build_info",
     "edit",
     "has_cuda",

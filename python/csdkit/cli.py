@@ -3,10 +3,12 @@
     csdkit texture MESH "prompt" [options]     UV-texture a mesh with CSD
     csdkit edit INPUT "target prompt" [options]  edit a textured mesh (or a texture run) toward a prompt
     csdkit view MESH_OR_RUN_DIR [--out FILE]    an offline HTML page with an interactive 3D view
+    csdkit batch MANIFEST --out DIR [options]   run a manifest of jobs (resumable; local or Ray)
     csdkit info                                 what this build contains
 
-Exit codes: 0 done, 1 internal error, 2 bad input (a one-line message, no traceback),
-130 interrupted by Ctrl-C (a checkpoint was written; continue with --resume).
+Exit codes: 0 done, 1 internal error (batch: at least one item failed), 2 bad input (a one-line
+message, no traceback), 130 interrupted by Ctrl-C (a checkpoint was written; continue with --resume;
+a batch resumes when the same command runs again).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 
 from ._build import build_info
 from .edit import DEFAULT_FIDELITY, parse_region
+from .pipelines.batch import batch
 from .pipelines.edit import edit
 from .pipelines.texture import DEFAULT, texture
 
@@ -215,6 +218,37 @@ def _run_view(args) -> int:
     return EXIT_OK
 
 
+def _batch_parser(sub) -> None:
+    p = sub.add_parser("batch", help="run a manifest of jobs (texture ...) into one folder, resumably",
+                       description="Run every item of MANIFEST (JSONL: one JSON object a line, or CSV with a "
+                                   "header; fields mesh, prompt, optional id and job, and the job's options) "
+                                   "into DIR/items/<id>. Running the same command again skips done items, "
+                                   "resumes interrupted ones and retries failed ones with --retry-failed. "
+                                   "Writes DIR/batch.sqlite (status), DIR/summary.json and DIR/index.html. "
+                                   "Exit 0 all done, 1 some failed, 2 bad manifest, 130 interrupted.")
+    p.add_argument("manifest", help="manifest file (.jsonl or .csv)")
+    p.add_argument("--out", default=None, help="batch folder (default: runs/batch-<manifest stem>)")
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local worker processes (default) or Ray tasks (pip install 'csdkit[ray]')")
+    p.add_argument("--workers", type=int, default=None,
+                   help="items at once (default: one per GPU, else min(cores, 4) CPU items)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds an item attempt may run (default: none)")
+    p.add_argument("--retry-failed", action="store_true", help="run failed items again (up to --max-attempts)")
+    p.add_argument("--max-attempts", type=int, default=3, help="attempts per item with --retry-failed (default 3)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per item (default: the cores split between the items running at once)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_batch(args) -> int:
+    out = Path(args.out) if args.out else Path("runs") / f"batch-{Path(args.manifest).stem}"
+    result = batch(args.manifest, out, engine=args.engine, workers=args.workers, timeout=args.timeout,
+                   retry_failed=args.retry_failed, max_attempts=args.max_attempts, ray_address=args.ray_address,
+                   threads=args.threads, progress=not args.no_progress)
+    return result.exit_code
+
+
 def _run_info(args) -> int:
     print(json.dumps(build_info(), indent=2))
     return EXIT_OK
@@ -227,9 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     _texture_parser(sub)
     _edit_parser(sub)
     _view_parser(sub)
+    _batch_parser(sub)
     sub.add_parser("info", help="print what this csdkit build contains")
     args = parser.parse_args(argv)
-    handlers = {"texture": _run_texture, "edit": _run_edit, "view": _run_view, "info": _run_info}
+    handlers = {"texture": _run_texture, "edit": _run_edit, "view": _run_view, "batch": _run_batch,
+                "info": _run_info}
     try:
         return handlers[args.command](args)
     except (ValueError, TypeError, FileNotFoundError) as exc:

@@ -1,7 +1,8 @@
 """The jobs: short functions that wire geometry, renderer, guidance and the Trainer together."""
 
 from ..edit import EditResult
+from .batch import BatchResult, batch
 from .edit import edit
 from .texture import TextureResult, texture
 
-__all__ = ["EditResult", "TextureResult", "edit", "texture"]
+__all__ = ["BatchResult", "EditResult", "TextureResult", "batch", "edit", "texture"]

@@ -25,7 +25,7 @@ import time
 import torch
 
 import csdkit
-from csdkit.edit import DEFAULT_FIDELITY, Editor
+from csdkit.editing import DEFAULT_FIDELITY, Editor
 from csdkit.geometry.primitives import demo_vase
 from csdkit.guidance.mini.data import PALETTE
 from csdkit.pipelines.models import MINI_DEFAULTS as D

@@ -9,8 +9,8 @@ import torch
 
 import csdkit
 from csdkit.cli import main as cli_main
-from csdkit.edit import Editor, Region, parse_region
-from csdkit.edit.volume import bbox_fill
+from csdkit.editing import Editor, Region, parse_region
+from csdkit.editing.volume import bbox_fill
 from csdkit.geometry.primitives import icosphere
 from csdkit.guidance.mini import MiniPrior
 from csdkit.pipelines.edit import edit
@@ -207,7 +207,7 @@ def test_ctrl_c_then_resume_matches_uninterrupted(prior, red_sphere, tmp_path):
 
 
 def test_vertex_colours_are_baked_and_untextured_needs_a_colour():
-    from csdkit.edit import appearance_input
+    from csdkit.editing import appearance_input
 
     sphere = icosphere(2)
     colours = torch.zeros(sphere.num_vertices, 3)

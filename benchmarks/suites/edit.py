@@ -18,7 +18,7 @@ import os
 import torch
 
 import csdkit
-from csdkit.edit import DEFAULT_FIDELITY, EditableTexture, Editor
+from csdkit.editing import DEFAULT_FIDELITY, EditableTexture, Editor
 from csdkit.geometry.primitives import demo_vase
 from csdkit.pipelines.models import MINI_DEFAULTS, SD_DEFAULTS
 from csdkit.uv import unwrap_uv

@@ -9,7 +9,7 @@ on a C++/CUDA kernel core (hash-grid encoding, volume rendering, rasterization, 
     prior = csdkit.MiniPrior()                                                     # embedded toy prior
 
 Packages, bottom to top (each imports only from those below it; ``guidance`` stands apart):
-``ops``/``nn``/``training`` -> ``geometry`` -> ``io`` -> ``uv`` -> ``render`` -> ``edit`` ->
+``ops``/``nn``/``training`` -> ``geometry`` -> ``io`` -> ``uv`` -> ``render`` -> ``editing`` ->
 ``pipelines`` -> ``cli``. See the README's architecture section.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from . import io, uv
 from ._build import build_info, has_cuda, set_num_threads
 from ._version import __version__
-from .edit import Editor, EditResult, Region
+from .editing import Editor, EditResult, Region
 from .geometry import DMTet, ImplicitVolume, Mesh, VolumeRegularizers
 from .guidance import CSD, SDS, Schedule
 from .guidance.mini import MiniPrior

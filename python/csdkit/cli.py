@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ._build import build_info
-from .edit import DEFAULT_FIDELITY, parse_region
+from .editing import DEFAULT_FIDELITY, parse_region
 from .pipelines.batch import batch
 from .pipelines.edit import edit
 from .pipelines.texture import DEFAULT, texture

@@ -1,6 +1,6 @@
 """The jobs: short functions that wire geometry, renderer, guidance and the Trainer together."""
 
-from ..edit import EditResult
+from ..editing import EditResult
 from .batch import BatchResult, batch
 from .edit import edit
 from .texture import TextureResult, texture

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..edit import DEFAULT_FIDELITY, Editor, EditResult, Region, appearance_input
-from ..edit.volume import RegionVolume
+from ..editing import DEFAULT_FIDELITY, Editor, EditResult, Region, appearance_input
+from ..editing.volume import RegionVolume
 from ..geometry.dmtet import DMTet
 from ..geometry.mesh import Mesh
 from ..guidance.priors.base import DiffusionPrior
@@ -92,7 +92,7 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
         source_prompt: what it looks like now (the negative prompt); None: plain CSD.
         fidelity: the alignment / fidelity knob (see :class:`csdkit.Editor` and ``docs/editing.md``).
         region: ``"box:XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX"`` in the input's own coordinates, a face-index
-            file, a UV mask image, or a :class:`~csdkit.edit.Region`.
+            file, a UV mask image, or a :class:`~csdkit.editing.Region`.
         prior: ``"mini"`` (default, embedded), ``"sd21"``, a folder, a hub id or a prior object.
         steps: optimization steps (default: 150 with the MiniPrior, 1000 with Stable Diffusion).
         seed: seeds everything.
@@ -109,7 +109,7 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
         editor_kwargs: further :class:`csdkit.Editor` arguments (``lr``, ``resolution``, ``batch_size``...).
 
     Returns:
-        :class:`~csdkit.edit.EditResult` with ``files`` (``glb``, ``obj``, ``comparison``, ``report``...).
+        :class:`~csdkit.editing.EditResult` with ``files`` (``glb``, ``obj``, ``comparison``, ``report``...).
     """
     check_prompt(_FN, target_prompt, "target_prompt")
     bad = [f for f in formats if f not in ("glb", "obj")]

@@ -17,7 +17,7 @@ class EditResult:
         kind: ``"appearance"`` (mesh texture) or ``"shape"`` (implicit volume: shape and appearance).
         asset: the edited asset: a :class:`~csdkit.Mesh` in the input's own coordinates with the
             input's vertices, faces and UVs and the edited ``texture``; or the edited volume (an
-            :class:`~csdkit.ImplicitVolume`, or a :class:`~csdkit.edit.volume.RegionVolume` that is the
+            :class:`~csdkit.ImplicitVolume`, or a :class:`~csdkit.editing.volume.RegionVolume` that is the
             original outside the region).
         original: the input asset as it was edited from (for a mesh: with the texture it started from).
         texture: ``[H, W, 3]`` float32 edited texture (CPU), row 0 at the top; None for volumes.

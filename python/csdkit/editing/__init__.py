@@ -4,7 +4,7 @@
     result = editor.edit(mesh)          # a textured csdkit.Mesh (or TexturedMesh, ImplicitVolume)
     result.asset.save("green.glb")      # same UVs, vertices and placement as the input
 
-See :mod:`csdkit.edit.editor` for the math and ``docs/editing.md`` for the fidelity trade-off.
+See :mod:`csdkit.editing.editor` for the math and ``docs/editing.md`` for the fidelity trade-off.
 """
 
 from .editor import DEFAULT_FIDELITY, Editor, EditResult, appearance_input

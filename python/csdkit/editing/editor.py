@@ -16,14 +16,14 @@ description, and keeps what should not change::
   edit also the per-point opacity and albedo of the implicit volume at random points of its box.
   ``lambda = fidelity`` (a number or a :class:`~csdkit.guidance.Schedule`) is the one knob of the
   alignment / fidelity balance.
-* A :class:`~csdkit.edit.region.Region` confines the edit: outside it the texture is the input's
+* A :class:`~csdkit.editing.region.Region` confines the edit: outside it the texture is the input's
   (same texel values), and the volume's density and albedo are the original's.
 
 Assets: a :class:`~csdkit.Mesh` with a texture (UVs + image) or vertex colours, or a
 :class:`~csdkit.TexturedMesh`: appearance edit, the texture is the input's texture plus a learnable
-change (:class:`~csdkit.edit.texture_delta.EditableTexture`), so the result keeps the input's UV
+change (:class:`~csdkit.editing.texture_delta.EditableTexture`), so the result keeps the input's UV
 layout, texture size, vertices and placement. An :class:`~csdkit.ImplicitVolume`: appearance and
-shape edit (:mod:`csdkit.edit.volume`). A :class:`~csdkit.DMTet`: shape edit (:mod:`csdkit.edit.dmtet_edit`).
+shape edit (:mod:`csdkit.editing.volume`). A :class:`~csdkit.DMTet`: shape edit (:mod:`csdkit.editing.dmtet_edit`).
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ class Editor:
         fidelity: weight of the fidelity term, a number >= 0 or a :class:`~csdkit.guidance.Schedule`
             of the step. Higher keeps the result closer to the original, lower follows the target
             more; 0 is pure CSD. Default :data:`DEFAULT_FIDELITY`.
-        region: restrict the edit (a :class:`~csdkit.edit.region.Region`, ``"box:x0,y0,z0,x1,y1,z1"`` in
-            the input's own coordinates, a face-index file or a UV mask image; see :mod:`~csdkit.edit.region`).
+        region: restrict the edit (a :class:`~csdkit.editing.region.Region`, ``"box:x0,y0,z0,x1,y1,z1"`` in
+            the input's own coordinates, a face-index file or a UV mask image; see :mod:`~csdkit.editing.region`).
         steps: optimization steps.
         lr: Adam learning rate (texture deltas; for volumes the hash grid's, the MLPs take a tenth).
         resolution: render resolution of the guided views (mesh edits; volumes use ``volume_resolution``).

@@ -37,7 +37,7 @@ class RegionVolume(nn.Module):
     Args:
         original: the unedited volume (kept frozen).
         edited: the volume being optimized (same box).
-        region: a box :class:`~csdkit.edit.region.Region` in the volumes' coordinates.
+        region: a box :class:`~csdkit.editing.region.Region` in the volumes' coordinates.
     """
 
     def __init__(self, original: nn.Module, edited: nn.Module, region: Region) -> None:

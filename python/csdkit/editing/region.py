@@ -190,7 +190,7 @@ def parse_region(spec) -> Region | None:
     if spec is None or isinstance(spec, Region):
         return spec
     if not isinstance(spec, (str, Path)):
-        raise TypeError(f"region must be None, a csdkit.edit.Region, 'box:XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX' or a "
+        raise TypeError(f"region must be None, a csdkit.editing.Region, 'box:XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX' or a "
                         f"file path, got {type(spec).__name__}")
     text = str(spec)
     if text.startswith("box:") or text.startswith("box="):

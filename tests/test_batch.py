@@ -32,12 +32,14 @@ from csdkit.pipelines.batch import (
 from csdkit.pipelines.batch.jobs import JOB_TABLE
 
 TINY = {"steps": 4, "resolution": 32, "texture_size": 64, "batch_size": 1}
-ROOT = Path(__file__).resolve().parents[1]
+# Workers and CLI subprocesses must import the csdkit this test imported (the installed one in CI, whose
+# compiled module is not in the source tree; the source tree with an in-tree build in development).
+PACKAGE_PARENT = Path(csdkit.__file__).resolve().parents[1]
 
 
 def _env(hooks: bool = True) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     env.pop("CSDKIT_BATCH_TEST_HOOKS", None)
     if hooks:

@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "hashgrid.h"
+#include "marching_tets.h"
 #include "raster.h"
 #include "volrend.h"
 
@@ -93,4 +94,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("channels"), py::arg("packed_info"), py::arg("ray_indices"), py::arg("weights"), py::arg("values"),
         py::arg("d_out"), py::arg("d_weights"), py::arg("d_values"), py::arg("dtype"), py::arg("device"),
         py::arg("stream"));
+
+  // ---- marching tetrahedra (cpp/bindings/marching_tets.h): classify, insert_edges, mark_owners, emit
+  bind_marching_tets_types(m);
+  m.def("marching_tets_pass", &marching_tets_pass, py::arg("pass_name"), py::arg("buffers"), py::arg("dtype"),
+        py::arg("index_dtype"), py::arg("device"), py::arg("stream"));
 }

@@ -17,7 +17,7 @@ from __future__ import annotations
 from . import io, uv
 from ._build import build_info, has_cuda, set_num_threads
 from ._version import __version__
-from .geometry import ImplicitVolume, Mesh, VolumeRegularizers
+from .geometry import DMTet, ImplicitVolume, Mesh, VolumeRegularizers
 from .guidance import CSD, SDS, Schedule
 from .guidance.mini import MiniPrior
 from .nn import HashGridEncoding
@@ -38,6 +38,7 @@ __all__ = [
     "CSD",
     "SDS",
     "Cameras",
+    "DMTet",
     "HashGridEncoding",
     "ImplicitVolume",
     "Mesh",

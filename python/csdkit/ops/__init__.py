@@ -4,6 +4,7 @@ from .compositing import accumulate_along_rays, render_weight_from_alpha, render
 from .hash_grid import hash_grid_encode
 from .hash_grid_config import HashGridConfig
 from .interpolate import interpolate
+from .marching_tetrahedra import marching_tetrahedra
 from .occupancy_grid import OccupancyGrid
 from .rasterize import rasterize
 from .ray_aabb import ray_aabb_intersect
@@ -19,6 +20,7 @@ __all__ = [
     "hash_grid_encode",
     "interpolate",
     "march_rays",
+    "marching_tetrahedra",
     "rasterize",
     "ray_aabb_intersect",
     "render_weight_from_alpha",

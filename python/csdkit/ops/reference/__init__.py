@@ -11,6 +11,7 @@ from .compositing import (
 )
 from .hash_grid import hash_grid_encode_reference
 from .interpolate import interpolate_reference
+from .marching_tetrahedra import marching_tetrahedra_reference
 from .rasterize import rasterize_reference
 from .ray_aabb import ray_aabb_intersect_reference
 from .ray_marching import march_rays_reference, occupancy_lookup_reference
@@ -21,6 +22,7 @@ __all__ = [
     "hash_grid_encode_reference",
     "interpolate_reference",
     "march_rays_reference",
+    "marching_tetrahedra_reference",
     "occupancy_lookup_reference",
     "ray_aabb_intersect_reference",
     "rasterize_reference",

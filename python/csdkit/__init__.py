@@ -5,6 +5,7 @@ on a C++/CUDA kernel core (hash-grid encoding, volume rendering, rasterization, 
 
     import csdkit
     result = csdkit.texture("chair.glb", "a wooden chair", out_dir="runs/chair")   # the texturing job
+    asset = csdkit.generate("a yellow torus", out_dir="runs/torus")                  # prompt -> textured mesh
     prior = csdkit.MiniPrior()                                                     # embedded toy prior
 
 Packages, bottom to top (each imports only from those below it; ``guidance`` stands apart):
@@ -22,7 +23,7 @@ from .guidance import CSD, SDS, Schedule
 from .guidance.mini import MiniPrior
 from .nn import HashGridEncoding
 from .ops.occupancy_grid import OccupancyGrid
-from .pipelines import TextureResult, texture
+from .pipelines import GenerateResult, TextureResult, generate, texture
 from .render import (
     Cameras,
     MeshRenderer,
@@ -39,6 +40,7 @@ __all__ = [
     "SDS",
     "Cameras",
     "DMTet",
+    "GenerateResult",
     "HashGridEncoding",
     "ImplicitVolume",
     "Mesh",
@@ -56,6 +58,7 @@ __all__ = [
     "VolumeRenderer",
     "__version__",
     "build_info",
+    "generate",
     "has_cuda",
     "io",
     "set_num_threads",

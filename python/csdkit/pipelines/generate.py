@@ -172,27 +172,40 @@ def generate(prompt: str, *, out_dir: str | Path | None = None, stages: str | Se
     _check_model(model)
     if config is not None and not isinstance(config, GenerateConfig):
         raise TypeError(f"{_FN}(): config must be a GenerateConfig or None, got {type(config).__name__}")
-    run = RunDirectory(out_dir) if out_dir is not None else None
-    if run is None and (resume or wanted[0] != "nerf" or wanted != STAGES[:len(wanted)]):
+    first = STAGES.index(wanted[0])
+    if wanted != STAGES[first:first + len(wanted)]:
+        raise ValueError(f"{_FN}(): stages must be consecutive (each reads the one before), got {','.join(wanted)}")
+    root = Path(out_dir) if out_dir is not None else None
+    if root is None and (resume or wanted[0] != "nerf"):
         raise ValueError(f"{_FN}(): out_dir is needed to resume or to run stages {','.join(wanted)} "
                          "(later stages read the earlier ones from it)")
     dev = resolve_device(device)
 
-    status = _read_json(run.path / "status.json") if run is not None else {}
+    status = _read_json(root / "status.json") if root is not None else {}
     if resume:
-        saved = run.read_config() if run.config_path.exists() else None
-        if saved is None or saved.get("job") != "generate":
-            raise ValueError(f"{_FN}(): resume=True but {run.path} holds no generate run (no config.json)")
+        saved = _read_json(root / "config.json")
+        if saved.get("job") != "generate":
+            raise ValueError(f"{_FN}(): resume=True but {root} holds no generate run (no config.json)")
+    elif root is not None:
+        _check_fresh(root, wanted, status)  # before anything is written
+    run = RunDirectory(root) if root is not None else None
+    if resume:
         if prompt != saved["prompt"]:
             raise ValueError(f"{_FN}(): resume=True continues the prompt {saved['prompt']!r}, got {prompt!r}")
         cfg = GenerateConfig.from_dict(saved["config"])
         seed, wanted = int(saved["seed"]), tuple(saved["stages"])
         model = model if isinstance(model, DiffusionPrior) else saved.get("model", "mini")
     else:
-        cfg = config or generate_defaults(_is_mini_model(model))
+        earlier = _read_json(root / "config.json") if root is not None and wanted[0] != "nerf" else {}
+        if config is None and "config" in earlier:  # a later stage re-run keeps the settings of the earlier ones
+            cfg = GenerateConfig.from_dict(earlier["config"])
+        else:
+            cfg = config or generate_defaults(_is_mini_model(model))
         cfg = cfg.with_steps(steps_nerf, steps_mesh, steps_texture)
         if run is not None:
-            _prepare_fresh(run, wanted, status)
+            for name in wanted:  # stages that are re-run start from scratch
+                if (run.path / name).exists():
+                    shutil.rmtree(run.path / name)
             status = {k: v for k, v in status.items() if k not in wanted}
             run.write_config({"job": "generate", "prompt": prompt, "model": model if isinstance(model, str) else
                               type(model).__name__, "seed": seed, "stages": list(wanted), "device": str(dev),
@@ -281,25 +294,20 @@ class _TextureRun:
     seconds: float
 
 
-def _prepare_fresh(run: RunDirectory, wanted: tuple[str, ...], status: dict) -> None:
-    """A fresh run: refuse to overwrite a run that starts at nerf; clear later stages that are re-run."""
+def _check_fresh(root: Path, wanted: tuple[str, ...], status: dict) -> None:
+    """A fresh run: refuse to overwrite a run that starts at nerf; a later stage needs the earlier one."""
     if wanted[0] == "nerf":
-        if list_checkpoints(run.path / "nerf" / "checkpoints"):
-            raise ValueError(f"{_FN}(): {run.path} already holds a run; pass resume=True (--resume) to continue "
+        if list_checkpoints(root / "nerf" / "checkpoints"):
+            raise ValueError(f"{_FN}(): {root} already holds a run; pass resume=True (--resume) to continue "
                              "it or choose another out_dir")
-    else:
-        first = STAGES.index(wanted[0])
-        needed = STAGES[first - 1]
-        marker = run.path / ("nerf/" + VOLUME_FILE if needed == "nerf" else "mesh/mesh.pt")
-        if not _stage_done(status, needed) or not marker.exists():
-            raise ValueError(f"{_FN}(): stage {wanted[0]!r} needs a finished {needed!r} stage in {run.path} "
-                             f"({marker.relative_to(run.path)} is missing); run --stages {needed} first")
-        saved = _read_json(run.config_path)
-        if saved.get("job") != "generate":
-            raise ValueError(f"{_FN}(): {run.path} holds no generate run (no config.json)")
-    for name in wanted:
-        if (run.path / name).exists():
-            shutil.rmtree(run.path / name)
+        return
+    needed = STAGES[STAGES.index(wanted[0]) - 1]
+    marker = Path("nerf", VOLUME_FILE) if needed == "nerf" else Path("mesh", "mesh.pt")
+    if not _stage_done(status, needed) or not (root / marker).exists():
+        raise ValueError(f"{_FN}(): stage {wanted[0]!r} needs a finished {needed!r} stage in {root} "
+                         f"({marker} is missing); run --stages {needed} first")
+    if _read_json(root / "config.json").get("job") != "generate":
+        raise ValueError(f"{_FN}(): {root} holds no generate run (no config.json)")
 
 
 def _decimate_for_atlas(mesh: Mesh, max_faces: int, quiet: bool) -> Mesh:

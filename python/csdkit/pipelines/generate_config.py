@@ -38,7 +38,10 @@ class NerfStageConfig:
         ambient, diffuse: the lights of the lit modes (:class:`~csdkit.render.PointLights`).
         orientation, sparsity, opacity_entropy: :class:`~csdkit.geometry.VolumeRegularizers` weights
             (numbers or ``[start_step, start, end, end_step]`` schedules).
-        opacity_penalty: weight of the mean rendered opacity (keeps the object a sensible size).
+        opacity_penalty, max_coverage: size control: ``opacity_penalty * mean_b max(0, coverage_b - max_coverage)``
+            with ``coverage_b`` the mean opacity of view ``b``, i.e. the fraction of the frame the object
+            covers. The CSD gradient is normalized to unit norm, so the weight is on that scale (a few tens
+            dominate it once the object grows past ``max_coverage``).
         guidance_preset: the guidance preset; ``guidance``: its overrides.
         background_range: grey level of each view's solid background, drawn uniformly.
     """
@@ -71,6 +74,7 @@ class NerfStageConfig:
     opacity_penalty: Any
     guidance_preset: str
     guidance: dict
+    max_coverage: float = 1.0
     background_range: tuple[float, float] = (0.2, 0.8)
     grid_update_every: int = 4
 
@@ -142,16 +146,16 @@ class GenerateConfig:
 
 
 #: MiniPrior (32x32, CPU). Cameras and lights mirror its training renders (camera at 3.4 units, 40 degree
-#: lens, 45-60% ambient light); the object starts as a ball of radius 0.55 and the opacity penalty keeps it
-#: from growing over the frame.
+#: lens, 45-60% ambient light); the object starts as a ball of radius 0.65 and the coverage penalty keeps it
+#: from growing over the frame (without it "a red cube" grows into the whole box).
 MINI_GENERATE = GenerateConfig(
     nerf=NerfStageConfig(
         steps=400, resolution=32, n_samples_per_ray=128, grid_resolution=32, batch_size=4,
         n_levels=12, log2_hashmap_size=15, base_resolution=8, per_level_scale=1.35, hidden_dim=32,
-        blob_scale=10.0, blob_std=0.55, lr_encoding=3e-2, lr_network=1e-2,
+        blob_scale=10.0, blob_std=0.65, lr_encoding=3e-2, lr_network=1e-2,
         distance_range=(3.0, 3.6), fov_range=(38.0, 45.0), elevation_range=(-10.0, 60.0),
         albedo_only_steps=200, albedo_prob=0.3, textureless_prob=0.2, ambient=0.5, diffuse=0.5,
-        orientation=0.0, sparsity=0.0, opacity_entropy=0.0, opacity_penalty=1e-3,
+        orientation=0.0, sparsity=0.0, opacity_entropy=0.0, opacity_penalty=50.0, max_coverage=0.35,
         guidance_preset="csd-nerf-if",
         guidance={"negative_prompt": None, "negative_weight": 0.0, "t_range": [0.02, 0.98],
                   "view_prompts": False}),
@@ -178,7 +182,7 @@ OFFICIAL_GENERATE = GenerateConfig(
     mesh=MeshStageConfig(
         steps=10000, tet_resolution=128, resolution=512, batch_size=1, lr_sdf=1e-3, lr_deformation=1e-3,
         lr_color=1e-3, shading={"lambertian": 0.5, "textureless": 0.0, "normal": 0.5},
-        normal_consistency=10000.0 / 1e4, laplacian=0.0, sdf_entropy=0.0, distance_range=(1.5, 2.0),
+        normal_consistency=1.0, laplacian=0.0, sdf_entropy=0.0, distance_range=(1.5, 2.0),
         fov_range=(40.0, 70.0), guidance_preset="csd-mesh-sd", guidance={}),
     texture_steps=None,
 )

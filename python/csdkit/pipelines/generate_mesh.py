@@ -97,16 +97,16 @@ class MeshStage:
         if c.normal_consistency:
             nc = DMTet.normal_consistency_loss(mesh)
             loss = loss + c.normal_consistency * nc
-            info["reg/normal_consistency"] = float(nc)
+            info["reg/normal_consistency"] = float(nc.detach())
         if c.laplacian:
             lap = DMTet.laplacian_loss(mesh)
             loss = loss + c.laplacian * lap
-            info["reg/laplacian"] = float(lap)
+            info["reg/laplacian"] = float(lap.detach())
         w_ent = weight_at(c.sdf_entropy, step, "sdf_entropy")
         if w_ent:
             ent = self.dmtet.sdf_entropy_loss()
             loss = loss + w_ent * ent
-            info["reg/sdf_entropy"] = float(ent)
+            info["reg/sdf_entropy"] = float(ent.detach())
         return loss, info
 
     @torch.no_grad()

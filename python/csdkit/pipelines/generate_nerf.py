@@ -123,9 +123,11 @@ class NerfStage:
         out = self.render(cams, lights, background, mode, with_normals=True if weights["orientation"] else None)
         guided = self.guidance(out["rgb"].permute(0, 3, 1, 2), step=step, generator=g, cameras=cams)
         reg = self.regularizers(out, step)
-        opacity = out["opacity"].mean()
+        coverage = out["opacity"].mean(dim=(1, 2, 3))  # [B] fraction of each view the object covers
+        opacity = coverage.mean()
+        excess = (coverage - self.cfg.max_coverage).clamp_min(0.0).mean()
         penalty = _weight(self.cfg.opacity_penalty, step)
-        loss = guided.loss + reg["total"] + penalty * opacity
+        loss = guided.loss + reg["total"] + penalty * excess
         info = {"grad_norm": guided.grad_norm, "t": float(guided.t.float().mean()), "opacity": float(opacity.detach()),
                 "shading": float(("albedo", "lambertian", "textureless").index(mode)),
                 "samples": float(out["samples"]["weights"].numel())}

@@ -12,6 +12,8 @@ Cases:
   compiled hash-grid kernels (``csdkit``), against the same step on the pure-PyTorch reference kernels
   (``reference``, CSDKIT_FORCE_REFERENCE=1: the baseline) and, for the shaded step, analytic normals
   (``analytic``: autograd normals, which need the twice-differentiable PyTorch hash grid in training).
+* ``nerf_step_shaded_64`` (CPU): the same shaded step at the official NeRF-stage render size (64x64, 512
+  samples, 16-level hash grid), finite differences (``csdkit``) against analytic normals (the baseline).
 * ``mesh_step``: one mesh-stage step (DMTet extraction, coloured render, CSD, regularizers, backward, Adam),
   compiled vs reference.
 * ``run_default`` (not with ``--quick``): one complete default ``csdkit.generate`` (all three stages, MiniPrior,
@@ -81,6 +83,7 @@ def _stepper(stage, shading: str | None):
 
 
 def cases(device: str, quick: bool) -> list[Case]:
+    torch.set_num_threads(1)  # what ``csdkit generate`` uses by default (--threads 1)
     nerf_prior, mesh_prior, cfg = _priors(device)
     dev = torch.device(device)
     out: list[Case] = []
@@ -100,6 +103,17 @@ def cases(device: str, quick: bool) -> list[Case]:
             ana = NerfStage(PROMPT, nerf_prior, cfg.nerf, dev, seed=0)
             ana.volume.normal_type = "analytic"
             out.append(Case(name, "analytic", _stepper(ana, shading), cfg.nerf.batch_size, repeats=2, warmup=1))
+
+    if device == "cpu":
+        # The official NeRF-stage render (64x64, 512 samples, 16-level 2^19 hash grid) on the MiniPrior: the
+        # step the issue measured at 39-50 s with analytic normals, against finite differences.
+        big = dataclasses.replace(OFFICIAL_GENERATE.nerf, guidance=cfg.nerf.guidance, batch_size=1)
+        fd64 = NerfStage(PROMPT, nerf_prior, big, dev, seed=0)
+        an64 = NerfStage(PROMPT, nerf_prior, big, dev, seed=0)
+        an64.volume.normal_type = "analytic"
+        out += [Case("nerf_step_shaded_64", "csdkit", _stepper(fd64, "lambertian"), 1, repeats=3, warmup=1),
+                Case("nerf_step_shaded_64", "analytic", _stepper(an64, "lambertian"), 1, baseline=True,
+                     repeats=1, warmup=0)]
 
     base = NerfStage(PROMPT, nerf_prior, dataclasses.replace(cfg.nerf, steps=1), dev, seed=0)
     fast_mesh = MeshStage(PROMPT, mesh_prior, cfg.mesh, base.volume, dev, seed=1)

@@ -60,6 +60,7 @@ class MeshStage:
         self.volume = volume
         self.dmtet = DMTet(cfg.tet_resolution, radius=volume.radius).to(device)
         self.threshold = self.dmtet.init_from_volume(volume)
+        self._smooth_sdf_from_volume()
         self.renderer = MeshRenderer(cfg.resolution)
         self.guidance = guidance_preset(cfg.guidance_preset, prior, prompt, **cfg.guidance)
         self.views = MeshViews(tuple(cfg.distance_range), tuple(cfg.fov_range), device)
@@ -72,6 +73,28 @@ class MeshStage:
         names = [m for m in SHADING_MODES if cfg.shading.get(m, 0.0) > 0]
         self._modes = names
         self._mode_probs = torch.tensor([float(cfg.shading[m]) for m in names], dtype=torch.float64)
+
+    @torch.no_grad()
+    def _smooth_sdf_from_volume(self, chunk: int = 2**18) -> None:
+        """Replace the clamped density difference by the pre-activation (softplus^-1) density difference.
+
+        ``init_from_volume`` sets ``sdf = clamp(threshold - density, -1, 1)``; NeRF densities are tens of
+        units, so almost every vertex saturates at +-1 and marching tetrahedra put the surface at edge
+        midpoints (a voxel staircase). The pre-activation density is close to linear in the distance to
+        the surface (the linear blob), so its difference to the threshold's, clamped at +-4, interpolates
+        the zero crossing along each edge. Same inside/outside split (``sdf < 0`` where
+        ``density > threshold``).
+        """
+        pts = self.dmtet.grid * self.dmtet.radius
+        density = torch.cat([self.volume.density(pts[i:i + chunk].to(self.device))
+                             for i in range(0, pts.shape[0], chunk)]).double()
+        raw = torch.where(density > 20, density, torch.log(torch.expm1(density.clamp_min(1e-12))))
+        t = torch.tensor(self.threshold, dtype=torch.float64)
+        raw_t = t if self.threshold > 20 else torch.log(torch.expm1(t.clamp_min(1e-12)))
+        sdf = (raw_t - raw).clamp(-4.0, 4.0).to(self.dmtet.sdf)
+        sdf = torch.where((density > self.threshold) & (sdf >= 0), torch.full_like(sdf, -1e-4), sdf)
+        sdf = torch.where((density <= self.threshold) & (sdf < 0), torch.full_like(sdf, 1e-4), sdf)
+        self.dmtet.sdf.copy_(sdf)
 
     def colored_mesh(self, mesh: Mesh) -> Mesh:
         """``mesh`` with vertex colours from the colour field (differentiable)."""

@@ -131,7 +131,7 @@ class NerfStage:
         info = {"grad_norm": guided.grad_norm, "t": float(guided.t.float().mean()), "opacity": float(opacity.detach()),
                 "shading": float(("albedo", "lambertian", "textureless").index(mode)),
                 "samples": float(out["samples"]["weights"].numel())}
-        info.update({f"reg/{k}": float(v) for k, v in reg.items() if k != "total"})
+        info.update({f"reg/{k}": float(v.detach()) for k, v in reg.items() if k != "total"})
         return loss, info
 
     @torch.no_grad()

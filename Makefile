@@ -10,7 +10,7 @@ export CSDKIT_CUDA
 RUN_DIR ?= runs/demo
 DEMO_PROMPT ?= a blue cylinder
 
-.PHONY: all venv tools build test test-cpp test-py lint demo bench clean
+.PHONY: all venv tools browser-deps build test test-cpp test-py lint demo bench clean
 
 all: build
 
@@ -23,7 +23,7 @@ $(VENV)/.deps-stamp: pyproject.toml
 	@command -v cmake >/dev/null 2>&1 || $(PIP) install -q "cmake>=3.24"
 	@$(PIP) install -q numpy "diffusers>=0.27" "transformers>=4.38" "safetensors>=0.4" "trimesh>=4.0" \
 		"xatlas>=0.0.9" "pillow>=9.0" "tqdm>=4.60" "pytest>=7" "hypothesis>=6" "ruff>=0.5" \
-		"import-linter>=2.1" "DracoPy>=1.4"
+		"import-linter>=2.1" "DracoPy>=1.4" "selenium>=4.11" "ray>=2.9"
 	@touch $@
 
 venv: $(VENV)/.deps-stamp
@@ -39,6 +39,18 @@ $(GLTF_TRANSFORM):
 
 tools: $(GLTF_TRANSFORM)
 
+# The browser tests (tests/test_viewer_browser.py, tests/test_viewer_js.py) use Debian's chromium and
+# chromium-driver and node; installed here when missing (as root), never downloaded by a test.
+BROWSER_PKGS = $(if $(wildcard /usr/bin/chromium),,chromium) $(if $(wildcard /usr/bin/chromedriver),,chromium-driver) \
+	$(if $(shell command -v node 2>/dev/null),,nodejs)
+browser-deps:
+	@pkgs="$(strip $(BROWSER_PKGS))"; \
+	if [ -z "$$pkgs" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $$pkgs (Debian packages, for the browser tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
+	else echo "note: $$pkgs missing (apt-get install them as root): the browser tests skip outside CI"; fi
+
 # ---- build: the wheel's CMake tree persists in build/<wheel tag>, so rebuilds are incremental ----
 build: venv
 	@rm -f python/csdkit/_C*.so  # developer in-tree builds must not shadow the installed module
@@ -49,7 +61,7 @@ build: venv
 test-cpp: build
 	ctest --test-dir $(firstword $(wildcard build/cp*)) --output-on-failure
 
-test-py: build tools
+test-py: build tools browser-deps
 	$(VPY) -m pytest -q tests
 
 test: test-cpp test-py
@@ -68,6 +80,17 @@ demo: build
 
 bench: build
 	$(VPY) benchmarks/run.py hashgrid volrend raster guidance texture --quick --json bench.json
+
+# ---- GPU check: CUDA build for this GPU only, `pytest -m cuda`, quick GPU benchmarks -------------
+# Brings its own set-up (it picks a Python whose torch sees the GPU: see benchmarks/gpu_check.sh) and
+# writes gpu-check/gpu-check.{md,json,log} ($$OUT when set). Without a GPU: one line, exit 0.
+.PHONY: gpu-check gpu-wheels
+gpu-check:
+	bash benchmarks/gpu_check.sh
+
+# Wheels the lent GPU machine lacks (it has no network), into .whl/ for the device tool's carry.
+gpu-wheels:
+	bash benchmarks/gpu_wheels.sh
 
 clean:
 	rm -rf build runs python/csdkit/_C*.so

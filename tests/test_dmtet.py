@@ -71,6 +71,10 @@ def test_tet_grid_deterministic_and_cached(tmp_path, monkeypatch, caplog):
     v2, t2 = tet_grid(5)
     v3, t3 = tet_grid(5, cache=False)
     assert torch.equal(v1, v2) and torch.equal(t1, t2) and torch.equal(v1, v3) and torch.equal(t1, t3)
+    t32 = tet_grid(5, tet_dtype=torch.int32)[1]
+    assert t32.dtype == torch.int32 and torch.equal(t32.long(), t1)
+    with pytest.raises(TypeError, match=r"tet_dtype must be torch.int32 or torch.int64, got torch.float32"):
+        tet_grid(5, tet_dtype=torch.float32)
     # A truncated file and a file with wrong contents are both regenerated.
     path.write_bytes(path.read_bytes()[:100])
     with caplog.at_level("WARNING", logger="csdkit.tet_grid"):
@@ -152,6 +156,11 @@ def test_init_from_volume_blob():
     assert _euler(d.extract()) == 2
     with pytest.raises(ValueError, match=r"threshold 100 puts 0 of 9261 grid vertices inside"):
         d.init_from_volume(vol, threshold=100.0)
+    # a DMTet box larger than the volume's: nothing outside the volume's box is inside
+    big = DMTet(resolution=20, radius=2.0)
+    big.init_from_volume(vol, threshold=1e-3)
+    outside = (big.grid * 2.0).abs().max(1).values > 1.0
+    assert bool((big.sdf.detach()[outside] > 0).all()) and bool((big.sdf.detach() < 0).any())
 
 
 # ---- gradients and optimization -----------------------------------------------------------------------
@@ -214,10 +223,10 @@ def test_regularizers():
     d = DMTet(resolution=8)
     ent = d.sdf_entropy_loss()
     ent.backward()
-    assert float(ent) > 0 and int((d.sdf.grad != 0).sum()) > 0
+    assert float(ent.detach()) > 0 and int((d.sdf.grad != 0).sum()) > 0
     with torch.no_grad():
         d.sdf.fill_(1.0)
-    assert float(d.sdf_entropy_loss()) == 0.0
+    assert float(d.sdf_entropy_loss().detach()) == 0.0
 
 
 # ---- state and errors -------------------------------------------------------------------------------
@@ -251,3 +260,26 @@ def test_errors():
         d.init_from_volume("volume")
     with pytest.raises(ValueError, match=r"min_component_fraction must be in \[0.0, 1.0\], got 2.0"):
         d.init_sphere(0.5).export_mesh(2.0)
+
+
+def test_mesh_renderer_loss_reaches_the_parameters():
+    from csdkit.render import Cameras, MeshRenderer
+
+    d = DMTet(resolution=12)
+    cams = Cameras.orbit(2, distance=2.5)
+    out = MeshRenderer(32).render(d.extract(), cams, shading="lambertian")
+    assert float(out["mask"].mean()) > 0.05
+    out["rgb"].mean().backward()
+    assert int((d.sdf.grad != 0).sum()) > 10 and int((d.deformation.grad != 0).any(1).sum()) > 10
+
+
+def test_mesh_ray_tests_in_face_groups_agree():
+    from csdkit.geometry import dmtet as dmtet_module
+
+    t = torus(0.55, 0.25, 32, 16)
+    lin = torch.linspace(-1, 1, 21, dtype=torch.float64)
+    for axis in range(3):
+        whole = dmtet_module._axis_rays(lin, t.vertices.double(), t.faces, axis)
+        grouped = dmtet_module._axis_rays(lin, t.vertices.double(), t.faces, axis, max_pairs=50)
+        assert whole[0].numel() > 100
+        assert all(torch.equal(a, b) for a, b in zip(whole, grouped, strict=True))

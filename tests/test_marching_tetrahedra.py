@@ -224,3 +224,33 @@ def test_bad_input_device_is_named():
     with pytest.raises(ValueError, match=r"sdf must be on cpu \(the device of the other inputs\), got float32 \[27\] "
                                          r"on meta"):
         marching_tetrahedra(grid, tets, torch.zeros(27, device="meta"))
+
+
+def test_cpu_kernel_is_the_same_for_any_thread_count():
+    import csdkit
+
+    verts, tets, sdf = _random_problem(12, torch.float32, seed=6)
+    old = csdkit._native.native().num_threads()
+    try:
+        outs = []
+        for n in (1, 3):
+            csdkit.set_num_threads(n)
+            outs.append(marching_tetrahedra(verts, tets, sdf))
+    finally:
+        csdkit.set_num_threads(old)
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+
+
+def test_stale_build_falls_back_to_the_reference(monkeypatch):
+    import importlib
+
+    from csdkit import _native
+
+    op_module = importlib.import_module("csdkit.ops.marching_tetrahedra")
+    monkeypatch.delattr(_native.native(), "marching_tets_pass")
+    monkeypatch.setattr(op_module, "_warned_stale", False)
+    verts, tets, sdf = _random_problem(4, torch.float32, seed=7)
+    with pytest.warns(RuntimeWarning, match="built before the marching-tetrahedra kernel"):
+        v, f = marching_tetrahedra(verts, tets, sdf)
+    rv, rf = marching_tetrahedra_reference(verts, tets, sdf)
+    assert torch.equal(v, rv) and torch.equal(f, rf)

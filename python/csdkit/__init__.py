@@ -6,10 +6,11 @@ on a C++/CUDA kernel core (hash-grid encoding, volume rendering, rasterization, 
     import csdkit
     result = csdkit.texture("chair.glb", "a wooden chair", out_dir="runs/chair")   # the texturing job
     asset = csdkit.generate("a yellow torus", out_dir="runs/torus")                  # prompt -> textured mesh
+    done = csdkit.batch("library.jsonl", "runs/library")                          # a manifest of jobs
     prior = csdkit.MiniPrior()                                                     # embedded toy prior
 
 Packages, bottom to top (each imports only from those below it; ``guidance`` stands apart):
-``ops``/``nn``/``training`` -> ``geometry`` -> ``io`` -> ``uv`` -> ``render`` -> ``edit`` ->
+``ops``/``nn``/``training`` -> ``geometry`` -> ``io`` -> ``uv`` -> ``render`` -> ``editing`` ->
 ``pipelines`` -> ``cli``. See the README's architecture section.
 """
 
@@ -18,12 +19,15 @@ from __future__ import annotations
 from . import io, uv
 from ._build import build_info, has_cuda, set_num_threads
 from ._version import __version__
+from .editing import Editor, EditResult, Region
 from .geometry import DMTet, ImplicitVolume, Mesh, VolumeRegularizers
 from .guidance import CSD, SDS, Schedule
 from .guidance.mini import MiniPrior
 from .nn import HashGridEncoding
 from .ops.occupancy_grid import OccupancyGrid
-from .pipelines import GenerateResult, TextureResult, generate, texture
+
+# edit(): the job, shadows the package
+from .pipelines import BatchResult, GenerateResult, TextureResult, batch, edit, generate, texture
 from .render import (
     Cameras,
     MeshRenderer,
@@ -37,9 +41,12 @@ from .uv import TexturedMesh
 
 __all__ = [
     "CSD",
+    "BatchResult",
     "SDS",
     "Cameras",
     "DMTet",
+    "EditResult",
+    "Editor",
     "GenerateResult",
     "HashGridEncoding",
     "ImplicitVolume",
@@ -49,6 +56,7 @@ __all__ = [
     "NeuralEnvironmentMap",
     "OccupancyGrid",
     "PointLights",
+    "Region",
     "Schedule",
     "ShadingSchedule",
     "SolidBackground",
@@ -57,7 +65,9 @@ __all__ = [
     "VolumeRegularizers",
     "VolumeRenderer",
     "__version__",
+    "batch",
     "build_info",
+    "edit",
     "generate",
     "has_cuda",
     "io",

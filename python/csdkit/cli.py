@@ -2,10 +2,14 @@
 
     csdkit texture MESH "prompt" [options]     UV-texture a mesh with CSD
     csdkit generate "prompt" [options]         prompt -> NeRF -> DMTet mesh -> UV-textured mesh
+    csdkit edit INPUT "target prompt" [options]  edit a textured mesh (or a texture run) toward a prompt
+    csdkit view MESH_OR_RUN_DIR [--out FILE]    an offline HTML page with an interactive 3D view
+    csdkit batch MANIFEST --out DIR [options]   run a manifest of jobs (resumable; local or Ray)
     csdkit info                                 what this build contains
 
-Exit codes: 0 done, 1 internal error, 2 bad input (a one-line message, no traceback),
-130 interrupted by Ctrl-C (a checkpoint was written; continue with --resume).
+Exit codes: 0 done, 1 internal error (batch: at least one item failed), 2 bad input (a one-line
+message, no traceback), 130 interrupted by Ctrl-C (a checkpoint was written; continue with --resume;
+a batch resumes when the same command runs again).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from pathlib import Path
 import torch
 
 from ._build import build_info
+from .editing import DEFAULT_FIDELITY, parse_region
+from .pipelines.batch import batch
+from .pipelines.edit import edit
 from .pipelines.generate import generate
 from .pipelines.texture import DEFAULT, texture
 
@@ -106,6 +113,144 @@ def _run_texture(args) -> int:
     return EXIT_OK
 
 
+def _edit_parser(sub) -> None:
+    p = sub.add_parser("edit", help="edit a textured mesh toward a text prompt (CSD, away from --source)",
+                       description="Edit INPUT (a textured GLB/GLTF, OBJ+MTL+PNG, or the run directory of "
+                                   "csdkit texture / csdkit edit) so that it matches the target prompt. Writes "
+                                   "a run directory with edited.glb, edited.obj (input's UVs and placement), "
+                                   "original and edited turntables, report.html, metrics and checkpoints.")
+    p.add_argument("input", nargs="?", help="textured mesh file or csdkit run directory; optional with --resume")
+    p.add_argument("prompt", nargs="?", help="target description, e.g. \"a green vase\"")
+    p.add_argument("--source", default=None, help="what the input looks like now (pushed away from); "
+                                                   "default: none (plain CSD toward the target)")
+    p.add_argument("--fidelity", type=float, default=None,
+                   help=f"weight of the keep-the-original term (default {DEFAULT_FIDELITY}, see docs/editing.md); "
+                        "higher keeps more of the input, 0 is pure CSD")
+    p.add_argument("--region", default=None, help="box:XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX in the input's own "
+                                                   "coordinates, a face-index file (.txt/.csv/.json/.npy) or a "
+                                                   "UV mask image the size of the texture")
+    p.add_argument("--steps", type=int, help="optimization steps (default: 150 with mini, 1000 with Stable Diffusion)")
+    p.add_argument("--init-color", default=None, help="R,G,B in [0, 1]: start an untextured mesh from this colour")
+    p.add_argument("--model", default=None, help="mini (embedded, default), sd21, or a local model folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--up", default="+y", help="the input's up axis (default +y)")
+    p.add_argument("--front", default="+z", help="the input's front axis (default +z)")
+    add_run_options(p, "runs/edit-<input stem>")
+
+
+def _parse_color(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--init-color must be R,G,B (or one grey level) in [0, 1], got {text!r}") from None
+    if len(values) not in (1, 3) or not all(0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"--init-color must be R,G,B (or one grey level) in [0, 1], got {text!r}")
+    return values
+
+
+def _run_edit(args) -> int:
+    apply_threads(args)
+    if args.steps is not None and args.steps < 0:
+        raise ValueError(f"--steps must be >= 0, got {args.steps}")
+    if args.fidelity is not None and not args.fidelity >= 0:
+        raise ValueError(f"--fidelity must be >= 0, got {args.fidelity}")
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        if out is None:
+            raise ValueError("--resume needs --out DIR (the run directory to continue)")
+        cfg_path = out / "config.json"
+        if not cfg_path.exists():
+            raise ValueError(f"--resume: {out} has no config.json (not a csdkit run directory)")
+        cfg = json.loads(cfg_path.read_text())
+        if cfg.get("job") != "edit":
+            raise ValueError(f"--resume: {out} is a {cfg.get('job')!r} run, not an edit run")
+        source = args.input or cfg["input"]
+        kwargs = {"target_prompt": args.prompt or cfg["target_prompt"], "source_prompt": cfg["source_prompt"],
+                  "fidelity": cfg["fidelity"], "region": cfg["region"], "steps": cfg["steps"], "seed": cfg["seed"],
+                  "up": cfg["up"], "front": cfg["front"], "init_color": cfg.get("init_color"),
+                  "texture_size": cfg.get("texture_size", 512)}
+        model = args.model or cfg.get("model") or "mini"
+    else:
+        if not args.input or not args.prompt:
+            raise ValueError("edit needs INPUT and a target PROMPT (or --resume --out DIR)")
+        source = args.input
+        parse_region(args.region)  # a malformed box or a missing file fails before any loading
+        out = out or Path("runs") / f"edit-{Path(args.input).stem}"
+        kwargs = {"target_prompt": args.prompt, "source_prompt": args.source,
+                  "fidelity": DEFAULT_FIDELITY if args.fidelity is None else args.fidelity, "region": args.region,
+                  "steps": args.steps, "seed": args.seed, "up": args.up, "front": args.front,
+                  "init_color": None if args.init_color is None else _parse_color(args.init_color)}
+        model = args.model or "mini"
+    if not Path(source).exists():
+        raise ValueError(f"input not found: {source}")
+    prompt = kwargs.pop("target_prompt")
+    result = edit(source, prompt, prior=model, out_dir=out, device=args.device, resume=args.resume,
+                  progress=not args.no_progress, **kwargs)
+    if result.status != "completed":
+        print(f"csdkit: interrupted at step {result.steps}; a checkpoint is in {out}/checkpoints. "
+              f"Continue with: csdkit edit --resume --out {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"csdkit: edited {source} in {result.seconds:.1f} s ({result.steps} steps)")
+    for name, path in result.files.items():
+        print(f"  {name:<18} {path}")
+    return EXIT_OK
+
+
+def _view_parser(sub) -> None:
+    from .viewer import MAX_GLB_BYTES
+
+    p = sub.add_parser("view", help="write an offline HTML page with an interactive 3D view of a mesh or run",
+                       description="Write a self-contained HTML page (no network, opens from disk) that shows "
+                                   "SOURCE in an interactive WebGL2 view: drag to orbit, wheel to zoom, double-click "
+                                   "to reset, toggles for wireframe / UV checker / albedo. SOURCE is a GLB (embedded "
+                                   "as is), GLTF/OBJ/PLY/STL/OFF (converted through csdkit's loader) or a run "
+                                   f"directory (its result GLBs). Limit: {MAX_GLB_BYTES // 2**20} MiB per page.")
+    p.add_argument("source", help="mesh file or csdkit run directory")
+    p.add_argument("--out", default=None, help="page to write (default: <mesh>.view.html, or <run dir>/view.html)")
+    p.add_argument("--title", default=None, help="page title")
+    p.add_argument("--unlinked", action="store_true", help="one camera per view instead of one for all")
+    p.add_argument("--size", type=int, nargs=2, default=(480, 480), metavar=("W", "H"), help="view size in pixels")
+
+
+def _run_view(args) -> int:
+    from .pipelines.view import view
+
+    out = view(args.source, args.out, title=args.title, linked=not args.unlinked, size=tuple(args.size))
+    print(out)
+    return EXIT_OK
+
+
+def _batch_parser(sub) -> None:
+    p = sub.add_parser("batch", help="run a manifest of jobs (texture ...) into one folder, resumably",
+                       description="Run every item of MANIFEST (JSONL: one JSON object a line, or CSV with a "
+                                   "header; fields mesh, prompt, optional id and job, and the job's options) "
+                                   "into DIR/items/<id>. Running the same command again skips done items, "
+                                   "resumes interrupted ones and retries failed ones with --retry-failed. "
+                                   "Writes DIR/batch.sqlite (status), DIR/summary.json and DIR/index.html. "
+                                   "Exit 0 all done, 1 some failed, 2 bad manifest, 130 interrupted.")
+    p.add_argument("manifest", help="manifest file (.jsonl or .csv)")
+    p.add_argument("--out", default=None, help="batch folder (default: runs/batch-<manifest stem>)")
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local worker processes (default) or Ray tasks (pip install 'csdkit[ray]')")
+    p.add_argument("--workers", type=int, default=None,
+                   help="items at once (default: one per GPU, else min(cores, 4) CPU items)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds an item attempt may run (default: none)")
+    p.add_argument("--retry-failed", action="store_true", help="run failed items again (up to --max-attempts)")
+    p.add_argument("--max-attempts", type=int, default=3, help="attempts per item with --retry-failed (default 3)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per item (default: the cores split between the items running at once)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_batch(args) -> int:
+    out = Path(args.out) if args.out else Path("runs") / f"batch-{Path(args.manifest).stem}"
+    result = batch(args.manifest, out, engine=args.engine, workers=args.workers, timeout=args.timeout,
+                   retry_failed=args.retry_failed, max_attempts=args.max_attempts, ray_address=args.ray_address,
+                   threads=args.threads, progress=not args.no_progress)
+    return result.exit_code
+
+
 def _generate_parser(sub) -> None:
     p = sub.add_parser("generate", help="generate a textured mesh from a text prompt (CSD: NeRF, mesh, texture)",
                        description="Generate PROMPT in three resumable stages: a NeRF (nerf), a DMTet mesh "
@@ -176,9 +321,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _texture_parser(sub)
     _generate_parser(sub)
+    _edit_parser(sub)
+    _view_parser(sub)
+    _batch_parser(sub)
     sub.add_parser("info", help="print what this csdkit build contains")
     args = parser.parse_args(argv)
-    handlers = {"texture": _run_texture, "generate": _run_generate, "info": _run_info}
+    handlers = {"texture": _run_texture, "generate": _run_generate,
+                "edit": _run_edit, "view": _run_view, "batch": _run_batch,
+                "info": _run_info}
     try:
         return handlers[args.command](args)
     except (ValueError, TypeError, FileNotFoundError) as exc:

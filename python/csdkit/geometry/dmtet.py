@@ -54,12 +54,14 @@ def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
     return lo + (k + 1) * (hi - lo) / bins
 
 
-def _axis_rays(lin: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor, axis: int):
+def _axis_rays(lin: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor, axis: int,
+               max_pairs: int = 2**22):
     """Crossings of the lattice lines parallel to ``axis`` with the triangles.
 
     The lines pass through ``(lin[i], lin[j])`` in the two other axes (cyclic order), nudged by a
     tiny irrational offset so that no line runs exactly through a mesh edge or vertex. Each face is
-    tested only against the lines inside its bounding box. Returns ``(column [H], coordinate [H],
+    tested only against the lines inside its bounding box, in groups of faces of at most about
+    ``max_pairs`` line tests (bounded memory). Returns ``(column [H], coordinate [H],
     sign [H])`` per hit: column ``i * n + j``, the hit's coordinate along ``axis``, and ``+1`` where
     the face normal points along ``+axis`` (``-1`` against).
     """
@@ -78,22 +80,38 @@ def _axis_rays(lin: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor, a
     i0, ni = index_range(tu, off_u)
     j0, nj = index_range(tv, off_v)
     count = ni * nj
-    face = torch.repeat_interleave(torch.arange(faces.shape[0], device=faces.device), count)
-    start = torch.cumsum(count, 0) - count
-    local = torch.arange(face.shape[0], device=faces.device) - start[face]
-    ii, jj = i0[face] + local // nj[face], j0[face] + local % nj[face]
-    pu, pv = lin[ii] + off_u, lin[jj] + off_v
-    au, bu, cu = tu[face].unbind(1)
-    av, bv, cv = tv[face].unbind(1)
-    area = (bu - au) * (cv - av) - (bv - av) * (cu - au)
-    e0 = (bu - au) * (pv - av) - (bv - av) * (pu - au)  # opposite c
-    e1 = (cu - bu) * (pv - bv) - (cv - bv) * (pu - bu)  # opposite a
-    e2 = (au - cu) * (pv - cv) - (av - cv) * (pu - cu)  # opposite b
-    sgn = torch.sign(area)
-    hit = (area != 0) & (e0 * sgn > 0) & (e1 * sgn > 0) & (e2 * sgn > 0)
-    face, area = face[hit], area[hit]
-    w = (e1[hit] * tw[face, 0] + e2[hit] * tw[face, 1] + e0[hit] * tw[face, 2]) / area
-    return ii[hit] * n + jj[hit], w, sgn[hit]
+    ends = torch.cumsum(count, 0)
+    total = int(ends[-1]) if ends.numel() else 0
+    cols, ws, sgns = [], [], []
+    lo_face = 0
+    while lo_face < faces.shape[0] and total > 0:  # face groups of at most ~max_pairs line tests
+        done = int(ends[lo_face - 1]) if lo_face > 0 else 0
+        hi_face = int(torch.searchsorted(ends, done + max_pairs, right=True))
+        hi_face = max(hi_face, lo_face + 1)
+        sel = torch.arange(lo_face, hi_face, device=faces.device)
+        c = count[sel]
+        face = torch.repeat_interleave(sel, c)
+        start = torch.cumsum(c, 0) - c
+        local = torch.arange(face.shape[0], device=faces.device) - start[face - lo_face]
+        ii, jj = i0[face] + local // nj[face], j0[face] + local % nj[face]
+        pu, pv = lin[ii] + off_u, lin[jj] + off_v
+        au, bu, cu = tu[face].unbind(1)
+        av, bv, cv = tv[face].unbind(1)
+        area = (bu - au) * (cv - av) - (bv - av) * (cu - au)
+        e0 = (bu - au) * (pv - av) - (bv - av) * (pu - au)  # opposite c
+        e1 = (cu - bu) * (pv - bv) - (cv - bv) * (pu - bu)  # opposite a
+        e2 = (au - cu) * (pv - cv) - (av - cv) * (pu - cu)  # opposite b
+        sgn = torch.sign(area)
+        hit = (area != 0) & (e0 * sgn > 0) & (e1 * sgn > 0) & (e2 * sgn > 0)
+        f, a_hit = face[hit], area[hit]
+        ws.append((e1[hit] * tw[f, 0] + e2[hit] * tw[f, 1] + e0[hit] * tw[f, 2]) / a_hit)
+        cols.append(ii[hit] * n + jj[hit])
+        sgns.append(sgn[hit])
+        lo_face = hi_face
+    if not cols:
+        empty = torch.zeros(0, dtype=lin.dtype, device=lin.device)
+        return torch.zeros(0, dtype=torch.int64, device=lin.device), empty, empty
+    return torch.cat(cols), torch.cat(ws), torch.cat(sgns)
 
 
 def _ray_votes_and_distances(lin: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor):
@@ -138,9 +156,9 @@ class DMTet(nn.Module):
         super().__init__()
         self.resolution = check_int(_FN, "resolution", resolution, min_value=1, max_value=256)
         self.radius = check_float(_FN, "radius", radius, min_value=1e-9)
-        grid, tets = tet_grid(resolution)
+        grid, tets = tet_grid(resolution, tet_dtype=torch.int32)
         self.register_buffer("grid", grid, persistent=False)  # [V, 3] in [-1, 1]
-        self.register_buffer("tets", tets.int(), persistent=False)  # [T, 4] int32 (V < 2^31)
+        self.register_buffer("tets", tets, persistent=False)  # [T, 4] int32 (V < 2^31)
         self.sdf = nn.Parameter(torch.zeros(grid.shape[0]))
         self.deformation = nn.Parameter(torch.zeros(grid.shape[0], 3))
         self._grid_edges: torch.Tensor | None = None
@@ -205,7 +223,8 @@ class DMTet(nn.Module):
         ``sdf = clamp(-(density - threshold), -1, 1)`` (deformation reset to 0). With
         ``threshold=None`` the threshold is chosen automatically: Otsu's threshold of
         ``log1p(density)`` over the grid vertices (the split that best separates "empty" from
-        "solid" densities), mapped back with ``expm1``. The DMTet box should cover the volume's.
+        "solid" densities), mapped back with ``expm1``. Grid vertices outside the volume's box
+        (``volume.radius``) get density 0.
 
         Returns the threshold used. Raises ValueError when no vertex (or every vertex) is inside.
         """
@@ -217,6 +236,9 @@ class DMTet(nn.Module):
         ref = next(volume.parameters())
         pts = (self.grid * self.radius).to(device=ref.device, dtype=ref.dtype)
         density = torch.cat([volume.density(pts[i:i + chunk]) for i in range(0, pts.shape[0], chunk)])
+        vol_radius = getattr(volume, "radius", None)
+        if isinstance(vol_radius, (int, float)):  # outside the volume's box there is nothing
+            density = torch.where((pts.abs() <= vol_radius).all(-1), density, torch.zeros_like(density))
         density = density.to(self.sdf)
         if threshold is None:
             threshold = math.expm1(otsu_threshold(torch.log1p(density.clamp_min(0))))

@@ -115,20 +115,25 @@ def _save(path: Path, vertices: np.ndarray, tets: np.ndarray, resolution: int) -
         logger.warning("tet_grid: could not write the cache file %s (%s)", path, exc)
 
 
-def tet_grid(resolution: int, *, cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def tet_grid(resolution: int, *, cache: bool = True,
+             tet_dtype: torch.dtype = torch.int64) -> tuple[torch.Tensor, torch.Tensor]:
     """The cube ``[-1, 1]^3`` filled with ``6 R^3`` positively oriented tetrahedra.
 
     Args:
         resolution: ``R``, cubes per axis, in ``[1, 256]`` (DMTet uses 32..256; small ones are for tests).
         cache: read and write the on-disk cache (:func:`tet_grid_cache_dir`).
+        tet_dtype: ``torch.int64`` (default) or ``torch.int32`` (half the memory: 1.6 GB instead of
+            3.2 GB at R = 256; what :class:`~csdkit.geometry.DMTet` keeps).
 
     Returns:
-        ``vertices [(R + 1)^3, 3]`` float32 in ``[-1, 1]`` and ``tets [6 R^3, 4]`` int64 vertex ids,
+        ``vertices [(R + 1)^3, 3]`` float32 in ``[-1, 1]`` and ``tets [6 R^3, 4]`` vertex ids (``tet_dtype``),
         on the CPU. Deterministic: the same arrays for the same ``R`` on every machine.
     """
     check_int(_FN, "resolution", resolution, min_value=1, max_value=MAX_RESOLUTION)
     if not isinstance(cache, bool):
         raise TypeError(f"{_FN}(): cache must be a bool, got {type(cache).__name__}")
+    if tet_dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"{_FN}(): tet_dtype must be torch.int32 or torch.int64, got {tet_dtype}")
     path = tet_grid_cache_dir() / f"kuhn_v{_VERSION}_{resolution}.npz"
     arrays = _load(path, resolution) if cache else None
     if arrays is None:
@@ -136,7 +141,8 @@ def tet_grid(resolution: int, *, cache: bool = True) -> tuple[torch.Tensor, torc
         if cache:
             _save(path, *arrays, resolution)
     vertices, tets = arrays
-    return torch.from_numpy(np.ascontiguousarray(vertices)), torch.from_numpy(tets.astype(np.int64))
+    tets_t = torch.from_numpy(np.ascontiguousarray(tets))
+    return torch.from_numpy(np.ascontiguousarray(vertices)), tets_t if tet_dtype == torch.int32 else tets_t.long()
 
 
 def tet_grid_edges(resolution: int, device: torch.device | str | None = None) -> torch.Tensor:

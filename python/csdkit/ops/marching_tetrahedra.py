@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .. import _native
@@ -52,7 +54,7 @@ def marching_tetrahedra(
         raise ValueError(f"{_FN}(): at most 2^31 - 1 vertices are supported, got {n_vertices}")
     if not bool(torch.isfinite(sdf).all()):
         raise ValueError(f"{_FN}(): sdf holds NaN or Inf values ({describe(sdf)})")
-    native = _native.use_native(vertices.device)
+    native = _native.use_native(vertices.device) and _kernel_built()
     if not native or vertices.device.type != "cpu":  # the CPU kernel checks the ids itself
         _check_ids(tets, n_vertices)
     if not native:
@@ -66,6 +68,21 @@ def marching_tetrahedra(
     if vertices.requires_grad or sdf.requires_grad:
         out_vertices = _EdgeInterpolation.apply(vertices, sdf, edges, out_vertices)
     return out_vertices, faces
+
+
+_warned_stale = False
+
+
+def _kernel_built() -> bool:
+    """False (with a one-time warning) when csdkit._C predates the marching-tets kernel (a stale build)."""
+    global _warned_stale
+    if hasattr(_native.native(), "marching_tets_pass"):
+        return True
+    if not _warned_stale:
+        warnings.warn("csdkit._C was built before the marching-tetrahedra kernel existed; using the pure-PyTorch "
+                      "reference (rebuild with `make build` for the compiled kernel)", RuntimeWarning, stacklevel=3)
+        _warned_stale = True
+    return False
 
 
 def _check_ids(tets: torch.Tensor, n_vertices: int) -> None:

@@ -22,9 +22,10 @@ from ..render.mesh_renderer import MeshRenderer
 from ..render.protocols import TexturedSurface
 from ..training import RunDirectory, image_grid, save_png, write_report
 from ..training.checkpoint import list_checkpoints
+from ..viewer import MAX_GLB_BYTES, ViewerCamera, embed_viewer
 
 __all__ = ["MeshViews", "check_int_option", "check_prompt", "open_run", "resolve_mesh", "turntable",
-           "turntable_cameras", "write_results"]
+           "turntable_cameras", "turntable_view", "write_results"]
 
 
 # ---- arguments ------------------------------------------------------------------------------------
@@ -107,6 +108,13 @@ def turntable_cameras(n: int, distance_range: Sequence[float], fov_range: Sequen
     return Cameras.orbit(n, elevation=elevation, distance=distance, fov_y=fov).to(device)
 
 
+def turntable_view(distance_range: Sequence[float], fov_range: Sequence[float],
+                   elevation: float = 15.0) -> ViewerCamera:
+    """The interactive view's starting camera: the first turntable frame (azimuth 0, the distance and lens
+    of :func:`turntable_cameras`), looking at the origin of the normalized object."""
+    return ViewerCamera.from_cameras(turntable_cameras(1, distance_range, fov_range, elevation=elevation))
+
+
 @torch.no_grad()
 def turntable(geometry: Mesh | TexturedSurface, path: str | Path, distance_range: Sequence[float],
               fov_range: Sequence[float], device: torch.device | str = "cpu", size: int = 256) -> Path:
@@ -122,6 +130,7 @@ def turntable(geometry: Mesh | TexturedSurface, path: str | Path, distance_range
 # ---- results --------------------------------------------------------------------------------------
 def write_results(run: RunDirectory, prompt: str, *, exports: dict[str, Callable[[Path], Path]],
                   images: dict[str, tuple[str, Callable[[Path], Path]]], summary: dict[str, object],
+                  views: dict[str, str] | None = None, view_camera: ViewerCamera | None = None,
                   report_kwargs: dict | None = None) -> dict[str, Path]:
     """Write a finished job's result files, its images and its report.
 
@@ -131,6 +140,10 @@ def write_results(run: RunDirectory, prompt: str, *, exports: dict[str, Callable
         exports: file name (e.g. ``"textured.glb"``) -> function writing that file to the path it is given.
         images: report caption -> (file name, function writing that PNG), e.g. the turntable.
         summary: rows of the report's summary table; ``export seconds`` and ``files`` are added.
+        views: the report's interactive 3D view: label -> exported ``.glb`` file name, one linked view each
+            (e.g. ``{"original": "original.glb", "edited": "edited.glb"}``). Left out, with a line in the
+            summary, when the GLBs exceed the viewer's 64 MiB limit.
+        view_camera: its starting camera (e.g. :func:`turntable_view`); default: framed.
         report_kwargs: more arguments of :func:`csdkit.training.write_report`.
 
     Returns:
@@ -146,5 +159,15 @@ def write_results(run: RunDirectory, prompt: str, *, exports: dict[str, Callable
         shown[caption] = files[Path(name).stem] = write(run.path / name)
     rows = {**summary, "export seconds": f"{time.perf_counter() - t0:.1f}",
             "files": ", ".join(p.name for p in files.values())}
-    files["report"] = write_report(run, prompt, results=shown, summary=rows, **(report_kwargs or {}))
+    kwargs = dict(report_kwargs or {})
+    if views:
+        paths = {label: run.path / name for label, name in views.items()}
+        total = sum(p.stat().st_size for p in paths.values())
+        if total <= MAX_GLB_BYTES:
+            kwargs["viewers"] = [*kwargs.get("viewers", ()),
+                                 embed_viewer(paths, linked=True, title="3D view", camera=view_camera)]
+        else:
+            rows["3D view"] = (f"left out: the GLBs are {total / 2**20:.1f} MiB, above the viewer's "
+                               f"{MAX_GLB_BYTES // 2**20} MiB limit (the turntable shows the result)")
+    files["report"] = write_report(run, prompt, results=shown, summary=rows, **kwargs)
     return files

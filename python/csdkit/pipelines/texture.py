@@ -23,7 +23,16 @@ from ..render.mesh_renderer import MeshRenderer
 from ..training import Trainer, image_grid
 from ..training.checkpoint import atomic_save
 from ..uv.textured_mesh import TexturedMesh
-from .common import MeshViews, check_int_option, check_prompt, open_run, resolve_mesh, turntable, write_results
+from .common import (
+    MeshViews,
+    check_int_option,
+    check_prompt,
+    open_run,
+    resolve_mesh,
+    turntable,
+    turntable_view,
+    write_results,
+)
 from .models import defaults_for, is_mini, load_prior, resolve_device
 
 DEFAULT = "__default__"  # sentinel: "use the prior's default" (None means "no negative prompt")
@@ -191,6 +200,8 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
             exports={f"textured.{fmt}": (lambda path: tm.export(path)) for fmt in formats},
             images={"Turntable": ("turntable.png", lambda path: turntable(textured.to(dev), path, d.distance_range,
                                                                            d.fov_range, dev))},
+            views={"textured": "textured.glb"} if "glb" in formats else None,
+            view_camera=turntable_view(d.distance_range, d.fov_range),
             summary={"mesh": mesh_source or "<in-memory Mesh>", "prior": getattr(prior, "name", type(prior).__name__),
                      "steps": result.step, "optimization seconds": f"{result.seconds:.1f}"})
     return TextureResult(textured, textured.texture.cpu(), result.status, result.step, result.seconds, files,

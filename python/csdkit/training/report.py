@@ -1,10 +1,16 @@
-"""``report.html``: one self-contained page (images inlined) that opens offline."""
+"""``report.html``: one self-contained page (images and 3D views inlined) that opens offline.
+
+The page carries a strict Content-Security-Policy: nothing is loaded from anywhere (images are
+``data:`` URIs), and the only scripts allowed are those of the embedded 3D views, by hash.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import pathlib
+from collections.abc import Sequence
+from typing import Protocol
 
 from .checkpoint import atomic_write_bytes
 from .run_dir import RunDirectory
@@ -14,6 +20,21 @@ def _img_tag(path: pathlib.Path, alt: str, width: int | None = None) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     w = f' width="{width}"' if width else ""
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"{w}>'
+
+
+class HTMLSection(Protocol):
+    """What ``write_report(viewers=...)`` takes: e.g. :func:`csdkit.viewer.embed_viewer`'s result."""
+
+    title: str
+    html: str
+    script_sources: tuple[str, ...]
+
+
+def report_csp(script_sources: Sequence[str] = ()) -> str:
+    """The report's Content-Security-Policy: no network, data-URI images, only the given scripts."""
+    scripts = " ".join(dict.fromkeys(script_sources)) or "'none'"
+    return (f"default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; img-src data:; "
+            "base-uri 'none'; form-action 'none'")
 
 
 def loss_curve_svg(metrics: list[dict], key: str = "loss", width: int = 640, height: int = 220) -> str:
@@ -40,7 +61,8 @@ def loss_curve_svg(metrics: list[dict], key: str = "loss", width: int = 640, hei
 
 
 def write_report(run: RunDirectory, title: str, results: dict[str, pathlib.Path] | None = None,
-                 summary: dict[str, object] | None = None, max_previews: int = 12) -> pathlib.Path:
+                 summary: dict[str, object] | None = None, max_previews: int = 12,
+                 viewers: Sequence[HTMLSection] = ()) -> pathlib.Path:
     """Write ``report.html`` into the run directory.
 
     Args:
@@ -49,14 +71,25 @@ def write_report(run: RunDirectory, title: str, results: dict[str, pathlib.Path]
         results: label -> PNG path of final images (turntable ...), shown large.
         summary: label -> value lines shown at the top (steps, seconds, output files ...).
         max_previews: at most this many previews, evenly spaced over the run.
+        viewers: interactive sections shown first (``csdkit.viewer.embed_viewer(...)`` results: objects
+            with ``title``, ``html`` and ``script_sources``); their scripts are allowed by the page's CSP.
     """
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+    for v in viewers:
+        if not all(hasattr(v, a) for a in ("title", "html", "script_sources")):
+            raise TypeError(f"write_report(): viewers must hold objects with title, html and script_sources "
+                            f"(csdkit.viewer.embed_viewer), got {type(v).__name__}")
+    csp = html.escape(report_csp([s for v in viewers for s in v.script_sources]), quote=False).replace('"', "&quot;")
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'>"
+             f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+             f"<title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}img{image-rendering:pixelated;"
              "margin:4px;border:1px solid #ddd}td{padding:2px 12px}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>"]
     if summary:
         parts.append("<table>" + "".join(f"<tr><td><b>{html.escape(str(k))}</b></td><td>{html.escape(str(v))}</td></tr>"
                                          for k, v in summary.items()) + "</table>")
+    for v in viewers:
+        parts.append(f"<h2>{html.escape(v.title)}</h2>{v.html}")
     for label, path in (results or {}).items():
         if path and pathlib.Path(path).exists():
             parts.append(f"<h2>{html.escape(label)}</h2>{_img_tag(pathlib.Path(path), label, width=1024)}")

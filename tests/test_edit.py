@@ -1,0 +1,253 @@
+"""Editing with the embedded MiniPrior: red -> green, regions keep texels bit for bit, fidelity, shape edits, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import csdkit
+from csdkit.cli import main as cli_main
+from csdkit.editing import Editor, Region, parse_region
+from csdkit.editing.volume import bbox_fill
+from csdkit.geometry.primitives import icosphere
+from csdkit.guidance.mini import MiniPrior
+from csdkit.pipelines.edit import edit
+from csdkit.uv import rasterize_uv, unwrap_uv
+
+SIZE = 128
+# The input lives in its own frame: radius 2, centred at (5, 1, 0); the box regions below use it.
+SCALE, OFFSET = 2.0, torch.tensor([5.0, 1.0, 0.0])
+
+
+@pytest.fixture(scope="module")
+def prior():
+    return MiniPrior()
+
+
+@pytest.fixture(scope="module")
+def red_sphere() -> csdkit.Mesh:
+    mesh = unwrap_uv(icosphere(3), resolution=SIZE)
+    texture = torch.zeros(SIZE, SIZE, 3)
+    texture[..., 0] = 1.0
+    return mesh.replace(vertices=mesh.vertices * SCALE + OFFSET, texture=texture)
+
+
+@pytest.fixture(scope="module")
+def red_glb(red_sphere, tmp_path_factory):
+    return csdkit.io.save_mesh(red_sphere, tmp_path_factory.mktemp("input") / "red.glb")
+
+
+def green_minus_red(result) -> float:
+    return result.metrics["mean_g"] - result.metrics["mean_r"]
+
+
+def test_red_object_turns_green(prior, red_sphere):
+    result = Editor(prior, "a green sphere", "a red sphere", steps=60, seed=0).edit(red_sphere, progress=False)
+    assert result.kind == "appearance" and result.status == "completed" and result.steps == 60
+    assert result.metrics["mean_g"] > 0.5 and green_minus_red(result) > 0.3, result.metrics
+    # the result keeps the input's frame, faces, UV layout and texture size
+    assert torch.equal(result.asset.vertices, red_sphere.vertices)
+    assert torch.equal(result.asset.uv, red_sphere.uv) and torch.equal(result.asset.face_uv, red_sphere.face_uv)
+    assert result.texture.shape == (SIZE, SIZE, 3) and torch.equal(result.original_texture, red_sphere.texture)
+
+
+def test_higher_fidelity_stays_closer(prior, red_sphere):
+    changes = []
+    for fidelity in (0.0, 1.0):
+        result = Editor(prior, "a green sphere", "a red sphere", fidelity=fidelity, steps=40,
+                        seed=1).edit(red_sphere, progress=False)
+        changes.append(result.metrics["render_change"])
+    assert changes[1] < 0.5 * changes[0], changes
+
+
+def test_region_box_keeps_outside_texels_bit_for_bit(prior, red_glb, tmp_path):
+    # upper half of the sphere in the input's own coordinates (y from 1.5 to 4; the sphere spans -1..3)
+    box = "box:2,1.5,-3,8,4,3"
+    result = edit(red_glb, "a green sphere", source_prompt="a red sphere", region=box, steps=40, seed=0,
+                  out_dir=tmp_path / "run", progress=False, quiet=True)
+    original, edited, mask = result.original_texture, result.texture, result.region_mask
+    assert torch.equal(edited[~mask], original[~mask])  # bitwise, not approximately
+    raster = rasterize_uv(result.original, (SIZE, SIZE))
+    outside = raster.mask & ~Region.box([2, 1.5, -3, 8, 4, 3]).contains(raster.position.double())
+    inside = raster.mask & ~outside
+    assert outside.sum() > 1000 and inside.sum() > 1000
+    assert torch.equal(edited[outside], original[outside])
+    change = (edited[inside] - original[inside]).abs().mean()
+    assert change > 0.2, float(change)
+    # run directory: files, and the GLB keeps the input's placement, UVs and the untouched texels
+    assert result.files["glb"].name == "edited.glb"
+    assert "original" in (tmp_path / "run" / "report.html").read_text()
+    for name in ("edited.glb", "original.glb", "edited.obj", "comparison.png", "turntable_original.png",
+                 "turntable_edited.png", "report.html", "config.json", "metrics.jsonl", "edit_metrics.json"):
+        assert (tmp_path / "run" / name).exists(), name
+    back = csdkit.io.load_mesh(tmp_path / "run" / "edited.glb")
+    lo, hi = back.bounds()
+    assert torch.allclose(lo, OFFSET - SCALE, atol=1e-3) and torch.allclose(hi, OFFSET + SCALE, atol=1e-3)
+    tex8 = (back.texture * 255).round()
+    orig8 = (original * 255).round()
+    assert torch.equal(tex8[outside], orig8[outside])
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["job"] == "edit" and cfg["region"] == "box:2,1.5,-3,8,4,3"
+    # resume of a finished run: nothing to redo, same result
+    again = edit(red_glb, "a green sphere", source_prompt="a red sphere", region=box, steps=40, seed=0,
+                 out_dir=tmp_path / "run", resume=True, progress=False, quiet=True)
+    assert again.steps == 40 and torch.equal(again.texture, edited)
+
+
+def test_shape_edit_moves_toward_target(prior):
+    torch.manual_seed(0)
+    ball = csdkit.ImplicitVolume(radius=1.0, encoding=csdkit.HashGridEncoding(3, n_levels=8, log2_hashmap_size=15),
+                                 density_bias="blob", blob_scale=10.0, blob_std=0.5)
+    fill0 = bbox_fill(ball, 1.0)
+    editor = Editor(prior, "a cube", "a sphere", fidelity=0.0, steps=100, lr=0.03, batch_size=2, shading="albedo",
+                    volume_samples=64, distance_range=(2.6, 3.2), fov_range=(45.0, 55.0), seed=0)
+    result = editor.edit(ball, progress=False)
+    assert result.kind == "shape" and result.steps == 100
+    assert result.metrics["bbox_fill_original"] == pytest.approx(fill0, abs=0.02)
+    assert result.metrics["bbox_fill"] > fill0 + 0.15, result.metrics
+
+
+def test_shape_edit_region_keeps_outside(prior, tmp_path):
+    torch.manual_seed(0)
+    ball = csdkit.ImplicitVolume(radius=1.0, encoding=csdkit.HashGridEncoding(3, n_levels=4, log2_hashmap_size=12),
+                                 density_bias="blob", blob_scale=10.0, blob_std=0.5)
+    result = edit(ball, "a cube", source_prompt="a sphere", region="box:-1,0,-1,1,1,1", steps=3, prior=prior,
+                  lr=0.05, batch_size=1, volume_samples=32, out_dir=tmp_path / "vol", progress=False, quiet=True)
+    for name in ("edited_volume.pt", "edited.glb", "comparison.png", "report.html", "edit_metrics.json"):
+        assert (tmp_path / "vol" / name).exists(), name
+    pts = torch.rand(2000, 3) * 2 - 1
+    below = pts[:, 1] < 0
+    with torch.no_grad():
+        a, b = result.asset.density(pts), ball.density(pts)
+    assert torch.equal(a[below], b[below])
+    assert not torch.equal(a[~below], b[~below])
+    with pytest.raises(ValueError, match="contains no part"):
+        Editor(prior, "a cube", region="box:5,5,5,6,6,6", steps=1).edit(ball, progress=False)
+
+
+# ---- bad input -------------------------------------------------------------------------------------------
+def test_region_parsing_errors(tmp_path):
+    for bad in ("box:1,2,3", "box:0,0,0,1,1,x", "box:1,0,0,0,1,1"):
+        with pytest.raises(ValueError, match="box"):
+            parse_region(bad)
+    with pytest.raises(ValueError, match="neither box"):
+        parse_region(str(tmp_path / "missing.png"))
+    (tmp_path / "faces.txt").write_text("0 1 2\n3, 4")
+    assert parse_region(str(tmp_path / "faces.txt")).face_ids.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_region_texel_masks(red_sphere):
+    raster = rasterize_uv(red_sphere, (SIZE, SIZE))
+    painted = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    painted[: SIZE // 2] = True
+    m = Region.uv_mask(painted).texel_mask(red_sphere, raster, (SIZE, SIZE))
+    assert torch.equal(m[painted], painted[painted]) and not m[SIZE // 2 + 3:][raster.mask[SIZE // 2 + 3:]].any()
+    faces = Region.faces([0, 1, 2]).texel_mask(red_sphere, raster, (SIZE, SIZE))
+    assert torch.equal(faces & raster.mask, torch.isin(raster.face_id, torch.tensor([0, 1, 2])))
+    with pytest.raises(ValueError, match="out of range"):
+        Region.faces([10**6]).texel_mask(red_sphere, raster, (SIZE, SIZE))
+    with pytest.raises(ValueError, match="texture's size"):
+        Region.uv_mask(painted[:, :64]).texel_mask(red_sphere, raster, (SIZE, SIZE))
+
+
+def _cli(capsys, *args) -> tuple[int, str]:
+    code = cli_main(["edit", *map(str, args), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_cli_errors(capsys, tmp_path, red_glb, red_sphere):
+    plain = csdkit.io.save_mesh(csdkit.Mesh(icosphere(2).vertices, icosphere(2).faces), tmp_path / "plain.ply")
+    cases = [
+        ((plain, "a green sphere"), "no texture"),
+        ((red_glb, "a green sphere", "--region", "box:0,0,0,1,1"), "6 numbers"),
+        ((red_glb, "a green sphere", "--region", "box:20,20,20,30,30,30"), "contains no part"),
+        ((tmp_path / "nope.glb", "a green sphere"), "not found"),
+    ]
+    from PIL import Image
+
+    Image.fromarray((torch.ones(64, 32) * 255).byte().numpy()).save(tmp_path / "mask.png")
+    cases.append(((red_glb, "a green sphere", "--region", tmp_path / "mask.png"), "must be the texture's size"))
+    for i, (args, message) in enumerate(cases):
+        code, err = _cli(capsys, *args, "--out", tmp_path / f"run{i}", "--steps", 1)
+        assert code == 2, (args, err)
+        assert message in err and len(err.splitlines()) == 1, err
+    # a face selection is accepted; --init-color starts an untextured mesh
+    faces = tmp_path / "faces.txt"
+    faces.write_text(" ".join(map(str, range(0, red_sphere.num_faces, 2))))
+    code, err = _cli(capsys, red_glb, "a green sphere", "--region", faces, "--steps", 2, "--out", tmp_path / "f")
+    assert code == 0, err
+    code, err = _cli(capsys, plain, "a green sphere", "--init-color", "0.8,0.1,0.1", "--steps", 2,
+                     "--out", tmp_path / "c")
+    assert code == 0, err
+    assert (tmp_path / "c" / "edited.glb").exists()
+    code, err = _cli(capsys, red_glb, "a green sphere", "--steps", 2, "--out", tmp_path / "f")
+    assert code == 2 and "--resume" in err
+
+
+def test_ctrl_c_then_resume_matches_uninterrupted(prior, red_sphere, tmp_path):
+    import os
+    import signal
+
+    kwargs = dict(source_prompt="a red sphere", steps=12, seed=3, prior=prior, progress=False, quiet=True)
+    full = edit(red_sphere, "a green sphere", **kwargs)
+
+    def interrupt(step, info):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # the Trainer stops after this step and writes a checkpoint
+
+    stopped = edit(red_sphere, "a green sphere", out_dir=tmp_path / "r", callback=interrupt, **kwargs)
+    assert stopped.status == "interrupted" and stopped.steps == 5
+    assert not (tmp_path / "r" / "edited.glb").exists()
+    resumed = edit(red_sphere, "a green sphere", out_dir=tmp_path / "r", resume=True, **kwargs)
+    assert resumed.status == "completed" and resumed.steps == 12
+    assert torch.equal(resumed.texture, full.texture)
+
+
+def test_vertex_colours_are_baked_and_untextured_needs_a_colour():
+    from csdkit.editing import appearance_input
+
+    sphere = icosphere(2)
+    colours = torch.zeros(sphere.num_vertices, 3)
+    colours[:, 2] = 1.0
+    mesh, texture = appearance_input(csdkit.Mesh(sphere.vertices, sphere.faces, vertex_colors=colours),
+                                     texture_size=64)
+    assert mesh.uv is not None and texture.shape == (64, 64, 3)
+    assert torch.allclose(texture[rasterize_uv(mesh, 64).mask], torch.tensor([0.0, 0.0, 1.0]), atol=1e-4)
+    with pytest.raises(ValueError, match="init_color"):
+        appearance_input(csdkit.Mesh(sphere.vertices, sphere.faces))
+
+
+def test_cli_obj_input_and_texture_run_directory(capsys, tmp_path, red_sphere, red_glb):
+    import shutil
+
+    obj = csdkit.io.save_mesh(red_sphere, tmp_path / "in" / "red.obj")
+    code, err = _cli(capsys, obj, "a green sphere", "--steps", 1, "--out", tmp_path / "o")
+    assert code == 0, err
+    back = csdkit.io.load_mesh(tmp_path / "o" / "edited.obj")
+    assert back.texture.shape == (SIZE, SIZE, 3) and back.num_faces == red_sphere.num_faces
+    run = tmp_path / "texture-run"  # what `csdkit texture` leaves: textured.glb in its run directory
+    run.mkdir()
+    shutil.copy(red_glb, run / "textured.glb")
+    code, err = _cli(capsys, run, "a green sphere", "--steps", 1, "--out", tmp_path / "t")
+    assert code == 0, err
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["input"] == str(run / "textured.glb")
+    code, err = _cli(capsys, tmp_path / "in", "a green sphere", "--out", tmp_path / "x")
+    assert code == 2 and "not a csdkit texture or edit run" in err
+
+
+def test_dmtet_shape_edit_keeps_outside_the_box(prior, tmp_path):
+    dmtet = csdkit.DMTet(resolution=16, radius=1.0)
+    result = edit(dmtet, "a gray cube", source_prompt="a gray sphere", region="box:-1,0,-1,1,1,1", steps=8,
+                  prior=prior, out_dir=tmp_path / "dm", progress=False, quiet=True)
+    assert result.kind == "shape" and result.steps == 8
+    below = (dmtet.vertices[:, 1] < 0).detach()
+    assert torch.equal(result.asset.sdf[below], dmtet.sdf[below].detach())
+    assert torch.equal(result.asset.deformation[below], dmtet.deformation[below].detach())
+    assert (result.asset.sdf[~below] - dmtet.sdf[~below]).abs().max() > 0
+    for name in ("edited.glb", "original.glb", "comparison.png", "report.html"):
+        assert (tmp_path / "dm" / name).exists(), name
+    with pytest.raises(ValueError, match="contains no part"):
+        Editor(prior, "a cube", region="box:0.9,0.9,0.9,1,1,1", steps=1).edit(dmtet, progress=False)

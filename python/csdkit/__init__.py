@@ -5,6 +5,7 @@ on a C++/CUDA kernel core (hash-grid encoding, volume rendering, rasterization, 
 
     import csdkit
     result = csdkit.texture("chair.glb", "a wooden chair", out_dir="runs/chair")   # the texturing job
+    asset = csdkit.generate("a yellow torus", out_dir="runs/torus")                  # prompt -> textured mesh
     done = csdkit.batch("library.jsonl", "runs/library")                          # a manifest of jobs
     prior = csdkit.MiniPrior()                                                     # embedded toy prior
 
@@ -24,7 +25,9 @@ from .guidance import CSD, SDS, Schedule
 from .guidance.mini import MiniPrior
 from .nn import HashGridEncoding
 from .ops.occupancy_grid import OccupancyGrid
-from .pipelines import BatchResult, TextureResult, batch, edit, texture  # edit(): the job, shadows the package
+
+# edit(): the job, shadows the package
+from .pipelines import BatchResult, GenerateResult, TextureResult, batch, edit, generate, texture
 from .render import (
     Cameras,
     MeshRenderer,
@@ -44,6 +47,7 @@ __all__ = [
     "DMTet",
     "EditResult",
     "Editor",
+    "GenerateResult",
     "HashGridEncoding",
     "ImplicitVolume",
     "Mesh",
@@ -64,6 +68,7 @@ __all__ = [
     "batch",
     "build_info",
     "edit",
+    "generate",
     "has_cuda",
     "io",
     "set_num_threads",

@@ -1,6 +1,7 @@
 """The ``csdkit`` command.
 
     csdkit texture MESH "prompt" [options]     UV-texture a mesh with CSD
+    csdkit generate "prompt" [options]         prompt -> NeRF -> DMTet mesh -> UV-textured mesh
     csdkit edit INPUT "target prompt" [options]  edit a textured mesh (or a texture run) toward a prompt
     csdkit view MESH_OR_RUN_DIR [--out FILE]    an offline HTML page with an interactive 3D view
     csdkit batch MANIFEST --out DIR [options]   run a manifest of jobs (resumable; local or Ray)
@@ -24,6 +25,7 @@ from ._build import build_info
 from .editing import DEFAULT_FIDELITY, parse_region
 from .pipelines.batch import batch
 from .pipelines.edit import edit
+from .pipelines.generate import generate
 from .pipelines.texture import DEFAULT, texture
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -249,6 +251,65 @@ def _run_batch(args) -> int:
     return result.exit_code
 
 
+def _generate_parser(sub) -> None:
+    p = sub.add_parser("generate", help="generate a textured mesh from a text prompt (CSD: NeRF, mesh, texture)",
+                       description="Generate PROMPT in three resumable stages: a NeRF (nerf), a DMTet mesh "
+                                   "refined from it (mesh), and a UV texture (texture). Writes a run directory with "
+                                   "textured.glb, textured.obj, mesh/mesh.glb, one turntable per stage, "
+                                   "report.html, config, metrics and checkpoints.")
+    p.add_argument("prompt", nargs="?", help="text prompt, e.g. \"a yellow torus\"; optional with --resume")
+    p.add_argument("--stages", default="nerf,mesh,texture",
+                   help="comma-separated stages to run (default nerf,mesh,texture); a later stage alone re-runs "
+                        "from the earlier ones saved in --out")
+    p.add_argument("--steps-nerf", type=int, help="NeRF-stage steps (default: the model's)")
+    p.add_argument("--steps-mesh", type=int, help="mesh-stage steps (default: the model's)")
+    p.add_argument("--steps-texture", type=int, help="texture-stage steps (default: the model's)")
+    p.add_argument("--model", default=None,
+                   help="mini (embedded, default), if (DeepFloyd IF for the NeRF + SD 2.1 for mesh and texture), "
+                        "sd21, or a local model folder")
+    p.add_argument("--seed", type=int, default=0)
+    add_run_options(p, "runs/generate-<prompt>")
+
+
+def _run_generate(args) -> int:
+    apply_threads(args)
+    for name in ("steps_nerf", "steps_mesh", "steps_texture"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        if out is None:
+            raise ValueError("--resume needs --out DIR (the run directory to continue)")
+        cfg_path = out / "config.json"
+        if not cfg_path.exists():
+            raise ValueError(f"--resume: {out} has no config.json (not a csdkit run directory)")
+        cfg = json.loads(cfg_path.read_text())
+        if cfg.get("job") != "generate":
+            raise ValueError(f"--resume: {out} is not a generate run (job {cfg.get('job')!r})")
+        prompt = args.prompt or cfg["prompt"]
+        model = args.model or cfg.get("model", "mini")
+    else:
+        if not args.prompt or not args.prompt.strip():
+            raise ValueError("generate needs a non-empty PROMPT (or --resume --out DIR)")
+        prompt, model = args.prompt, args.model or "mini"
+        slug = "-".join(w for w in "".join(c if c.isalnum() else " " for c in prompt.lower()).split()[:6])
+        out = out or Path("runs") / f"generate-{slug or 'prompt'}"
+    result = generate(prompt, out_dir=out, stages=args.stages, steps_nerf=args.steps_nerf,
+                      steps_mesh=args.steps_mesh, steps_texture=args.steps_texture, model=model, seed=args.seed,
+                      device=args.device, resume=args.resume, progress=not args.no_progress)
+    if result.status != "completed":
+        print(f"csdkit: interrupted; checkpoints are in {out}. Continue with: csdkit generate --resume --out {out}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    total = sum(s["seconds"] for s in result.stages.values())
+    print(f"csdkit: generated {prompt!r} in {total:.1f} s of optimization ("
+          + ", ".join(f"{k} {v['steps']} steps" for k, v in result.stages.items()) + ")")
+    for name, path in result.files.items():
+        print(f"  {name:<18} {path}")
+    return EXIT_OK
+
+
 def _run_info(args) -> int:
     print(json.dumps(build_info(), indent=2))
     return EXIT_OK
@@ -259,12 +320,14 @@ def main(argv: list[str] | None = None) -> int:
                                                                 "Score Distillation.")
     sub = parser.add_subparsers(dest="command", required=True)
     _texture_parser(sub)
+    _generate_parser(sub)
     _edit_parser(sub)
     _view_parser(sub)
     _batch_parser(sub)
     sub.add_parser("info", help="print what this csdkit build contains")
     args = parser.parse_args(argv)
-    handlers = {"texture": _run_texture, "edit": _run_edit, "view": _run_view, "batch": _run_batch,
+    handlers = {"texture": _run_texture, "generate": _run_generate,
+                "edit": _run_edit, "view": _run_view, "batch": _run_batch,
                 "info": _run_info}
     try:
         return handlers[args.command](args)

@@ -1,0 +1,60 @@
+"""``report.html`` of a generation run: the three stages side by side (turntable, steps, time, loss curve)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from ..training import RunDirectory
+from ..training.checkpoint import atomic_write_bytes
+from ..training.report import loss_curve_svg
+from .generate_config import STAGES
+
+_TITLES = {"nerf": "1. NeRF (volume: albedo / textureless)", "mesh": "2. DMTet mesh (lambertian)",
+           "texture": "3. UV texture"}
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" style="width:100%">'
+
+
+def write_generate_report(run: RunDirectory, prompt: str, status: dict[str, dict]) -> Path:
+    """Write ``report.html`` into the generation run directory and return its path.
+
+    One column per stage: its turntable, steps, seconds, seconds per step and loss curve; then the
+    run's config. Images are inlined, so the page opens offline.
+    """
+    cols = []
+    for stage in STAGES:
+        folder = run.path / stage
+        if not folder.exists():
+            continue
+        info = status.get(stage, {})
+        parts = [f"<h2>{html.escape(_TITLES[stage])}</h2>"]
+        tt = folder / "turntable.png"
+        parts.append(_img(tt, f"{stage} turntable") if tt.exists() else "<p>(no turntable)</p>")
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+                       for k, v in info.items())
+        parts.append(f"<table>{rows}</table>")
+        metrics = RunDirectory(folder).read_metrics()
+        if metrics:
+            parts.append(loss_curve_svg(metrics, "loss", width=360, height=160))
+        cols.append(f"<td style='vertical-align:top;width:33%'>{''.join(parts)}</td>")
+    body = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(prompt)}</title>",
+            "<style>body{font-family:sans-serif;margin:2em}img{image-rendering:pixelated;border:1px solid #ddd}"
+            "td{padding:2px 8px}</style></head><body>",
+            f"<h1>{html.escape(prompt)}</h1><table style='width:100%'><tr>{''.join(cols)}</tr></table>"]
+    files = [p.name for p in sorted(run.path.glob("textured.*"))]
+    if files:
+        body.append("<p>Result files: " + ", ".join(html.escape(f) for f in files) + "</p>")
+    if run.config_path.exists():
+        body.append("<h2>Config</h2><pre>" + html.escape(run.config_path.read_text()) + "</pre>")
+    body.append("</body></html>")
+    out = run.path / "report.html"
+    atomic_write_bytes(out, "\n".join(body).encode())
+    return out
+
+
+__all__ = ["write_generate_report"]

@@ -1,0 +1,186 @@
+"""``csdkit generate``: the asked primitive in the asked colour (MiniPrior, CPU), resume, stage re-runs, CLI errors.
+
+The quality run uses the job's MiniPrior defaults with fewer steps and a coarser tet grid, so the whole file
+stays within a few minutes on a 2-core CPU; the full-length default run is the ``generate`` benchmark's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from csdkit.cli import main
+from csdkit.guidance.mini.data import PALETTE
+from csdkit.pipelines import generate
+from csdkit.pipelines.generate_config import MINI_GENERATE
+from csdkit.pipelines.generate_mesh import load_stage_mesh
+
+QUALITY_PROMPT = "a red cube"
+QUALITY_CONFIG = dataclasses.replace(
+    MINI_GENERATE, nerf=dataclasses.replace(MINI_GENERATE.nerf, steps=120, albedo_only_steps=100),
+    mesh=dataclasses.replace(MINI_GENERATE.mesh, tet_resolution=32, steps=20), texture_steps=4)
+TINY = dataclasses.replace(
+    MINI_GENERATE, nerf=dataclasses.replace(MINI_GENERATE.nerf, steps=4, n_levels=4, log2_hashmap_size=12,
+                                            albedo_only_steps=2),
+    mesh=dataclasses.replace(MINI_GENERATE.mesh, tet_resolution=16, steps=4), texture_steps=2)
+
+
+# ---- mesh measurements ----------------------------------------------------------------------------
+def edges_of(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique undirected edges ``[E, 2]`` and how many faces use each."""
+    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    return np.unique(e, axis=0, return_counts=True)
+
+
+def components(n_vertices: int, faces: np.ndarray) -> int:
+    """Connected components of the vertices used by ``faces`` (union-find over face edges)."""
+    parent = np.arange(n_vertices)
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in edges_of(faces)[0]:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[ra] = rb
+    used = np.unique(faces)
+    return len({find(i) for i in used})
+
+
+def enclosed_volume(v: np.ndarray, f: np.ndarray) -> float:
+    """Signed volume of a closed, outward-oriented mesh (divergence theorem)."""
+    return float(np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])).sum() / 6.0)
+
+
+def nearest_palette_color(rgb: np.ndarray) -> str:
+    names = list(PALETTE)
+    refs = np.array([PALETTE[n] for n in names])
+    return names[int(np.argmin(((refs - rgb[None]) ** 2).sum(1)))]
+
+
+# ---- the quality run ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cube_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen") / "cube"
+    result = generate(QUALITY_PROMPT, out_dir=out, config=QUALITY_CONFIG, seed=0, progress=False, quiet=True)
+    return result, out
+
+
+def test_run_directory_holds_every_stage(cube_run):
+    result, out = cube_run
+    assert result.status == "completed"
+    assert set(result.stages) == {"nerf", "mesh", "texture"}
+    for name in ("textured.glb", "textured.obj", "textured.png", "report.html", "config.json", "metrics.json",
+                 "nerf/volume.pt", "nerf/turntable.png", "nerf/metrics.jsonl", "mesh/mesh.glb",
+                 "mesh/turntable.png", "texture/turntable.png", "texture/textured.glb"):
+        assert (out / name).is_file(), name
+    report = (out / "report.html").read_text()
+    assert report.count("<img") >= 3  # one turntable per stage, side by side
+    assert result.mesh.uv is not None and result.mesh.texture is not None
+
+
+def test_cube_is_one_closed_component_without_holes(cube_run):
+    _, out = cube_run
+    mesh = load_stage_mesh(out / "mesh")
+    v, f = mesh.vertices.numpy().astype(np.float64), mesh.faces.numpy()
+    edges, counts = edges_of(f)
+    assert (counts == 2).all(), "the mesh must be closed: every edge shared by exactly two faces"
+    assert components(len(v), f) == 1
+    chi = len(np.unique(f)) - len(edges) + len(f)
+    assert chi == 2, f"a cube has Euler characteristic 2 (no hole), got {chi}"
+    assert enclosed_volume(v, f) > 0
+
+
+def test_cube_proportions_and_size(cube_run):
+    _, out = cube_run
+    mesh = load_stage_mesh(out / "mesh")
+    v, f = mesh.vertices.numpy().astype(np.float64), mesh.faces.numpy()
+    centred = v - v.mean(0)
+    extent = np.sort(np.linalg.svd(centred, compute_uv=False))
+    assert extent[0] / extent[2] > 0.7, extent  # a compact solid: no principal axis much shorter than another
+    radius = np.linalg.norm(centred, axis=1).max()
+    # The coverage penalty keeps the object a sensible size: without it "a red cube" fills the whole box
+    # (radius ~1.7, the box corners). The MiniPrior's cubes have half-sides 0.56-0.78 (radius 0.97-1.35).
+    assert 0.4 < radius < 1.2, radius
+    solidity = enclosed_volume(v, f) / (4.0 / 3.0 * np.pi * radius**3)
+    assert solidity > 0.3, solidity  # a solid, not a shell or a thin plate
+
+
+def test_cube_surface_is_red(cube_run):
+    _, out = cube_run
+    colors = load_stage_mesh(out / "mesh").vertex_colors.numpy()
+    assert nearest_palette_color(np.median(colors, axis=0)) == "red", np.median(colors, axis=0)
+
+
+def test_stage_texture_reruns_alone(cube_run, tmp_path):
+    _, out = cube_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    before = (copy / "mesh" / "mesh.pt").read_bytes()
+    result = generate(QUALITY_PROMPT, out_dir=copy, stages="texture", steps_texture=2, progress=False, quiet=True)
+    assert result.status == "completed" and set(result.stages) == {"texture"}
+    assert result.stages["texture"]["steps"] == 2
+    assert (copy / "mesh" / "mesh.pt").read_bytes() == before  # earlier stages untouched
+    assert (copy / "textured.glb").is_file() and (copy / "report.html").is_file()
+
+
+# ---- resume ---------------------------------------------------------------------------------------
+def test_resume_after_ctrl_c_matches_an_uninterrupted_run(tmp_path):
+    ref = generate("a red cube", out_dir=tmp_path / "ref", stages="nerf,mesh", config=TINY, progress=False,
+                   quiet=True)
+    assert ref.status == "completed"
+
+    def interrupt(stage, step, info):
+        if stage == "mesh" and step == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # the Trainer stops after this step with a checkpoint
+
+    out = tmp_path / "cut"
+    cut = generate("a red cube", out_dir=out, stages="nerf,mesh", config=TINY, progress=False, quiet=True,
+                   callback=interrupt)
+    assert cut.status == "interrupted" and cut.stages["mesh"]["steps"] == 2
+    assert not (out / "mesh" / "mesh.pt").exists()
+    done = generate("a red cube", out_dir=out, resume=True, progress=False, quiet=True)
+    assert done.status == "completed" and done.stages["mesh"]["steps"] == TINY.mesh.steps
+    torch.testing.assert_close(done.mesh.vertices, ref.mesh.vertices)
+    torch.testing.assert_close(done.mesh.vertex_colors, ref.mesh.vertex_colors)
+
+
+# ---- bad input ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (["generate", "", "--no-progress"], "non-empty PROMPT"),
+    (["generate", "a red cube", "--stages", "nerf,paint"], "unknown stage 'paint'"),
+    (["generate", "a red cube", "--stages", "mesh"], "needs a finished 'nerf' stage"),
+    (["generate", "a red cube", "--steps-nerf", "0"], "--steps-nerf must be >= 1"),
+    (["generate", "a red cube", "--steps-mesh", "-3"], "--steps-mesh must be >= 1"),
+    (["generate", "--resume"], "--resume needs --out"),
+])
+def test_cli_bad_input_exits_2_with_one_line(args, message, tmp_path, capsys):
+    rc = main(args + ["--out", str(tmp_path / "run")] if "--resume" not in args and "--out" not in args else args)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_api_bad_input_names_the_argument(tmp_path):
+    with pytest.raises(ValueError, match="prompt"):
+        generate("   ", out_dir=tmp_path)
+    with pytest.raises(ValueError, match="steps_texture"):
+        generate("a red cube", out_dir=tmp_path, steps_texture=0)
+    with pytest.raises(ValueError, match="unknown stage"):
+        generate("a red cube", out_dir=tmp_path, stages=["nerf", "uv"])
+    with pytest.raises(ValueError, match="out_dir"):
+        generate("a red cube", stages="mesh")
+
+
+def test_unknown_words_are_warned_about(tmp_path):
+    with pytest.warns(UserWarning, match="teapot"):
+        generate("a yellow teapot", out_dir=tmp_path, stages="nerf", config=TINY, progress=False, quiet=True)

@@ -85,6 +85,8 @@ def test_run_directory_holds_every_stage(cube_run):
         assert (out / name).is_file(), name
     report = (out / "report.html").read_text()
     assert report.count("<img") >= 3  # one turntable per stage, side by side
+    # the interactive view embeds both stage meshes, and the page allows no network (strict CSP)
+    assert "mesh (stage 2)" in report and "textured (stage 3)" in report and "default-src 'none'" in report
     assert result.mesh.uv is not None and result.mesh.texture is not None
 
 

@@ -27,6 +27,8 @@ from .pipelines.batch import batch
 from .pipelines.edit import edit
 from .pipelines.generate import generate
 from .pipelines.texture import DEFAULT, texture
+from .pipelines.view import view
+from .viewer import MAX_GLB_BYTES
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -197,8 +199,6 @@ def _run_edit(args) -> int:
 
 
 def _view_parser(sub) -> None:
-    from .viewer import MAX_GLB_BYTES
-
     p = sub.add_parser("view", help="write an offline HTML page with an interactive 3D view of a mesh or run",
                        description="Write a self-contained HTML page (no network, opens from disk) that shows "
                                    "SOURCE in an interactive WebGL2 view: drag to orbit, wheel to zoom, double-click "
@@ -213,8 +213,6 @@ def _view_parser(sub) -> None:
 
 
 def _run_view(args) -> int:
-    from .pipelines.view import view
-
     out = view(args.source, args.out, title=args.title, linked=not args.unlinked, size=tuple(args.size))
     print(out)
     return EXIT_OK

@@ -1,4 +1,5 @@
-"""``report.html`` of a generation run: the three stages side by side (turntable, steps, time, loss curve)."""
+"""``report.html`` of a generation run: the three stages side by side (turntable, steps, time, loss curve),
+and an interactive 3D view of the stage meshes (linked cameras)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 from ..training import RunDirectory
 from ..training.checkpoint import atomic_write_bytes
-from ..training.report import loss_curve_svg
+from ..training.report import loss_curve_svg, report_csp
+from ..viewer import MAX_GLB_BYTES, embed_viewer
 from .generate_config import STAGES
 
 _TITLES = {"nerf": "1. NeRF (volume: albedo / textureless)", "mesh": "2. DMTet mesh (lambertian)",
@@ -42,10 +44,21 @@ def write_generate_report(run: RunDirectory, prompt: str, status: dict[str, dict
         if metrics:
             parts.append(loss_curve_svg(metrics, "loss", width=360, height=160))
         cols.append(f"<td style='vertical-align:top;width:33%'>{''.join(parts)}</td>")
-    body = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(prompt)}</title>",
+    # interactive view of each stage's mesh (stage 2's untextured DMTet mesh, the final textured GLB)
+    glbs = {label: path for label, path in (("mesh (stage 2)", run.path / "mesh" / "mesh.glb"),
+                                            ("textured (stage 3)", run.path / "textured.glb")) if path.exists()}
+    viewer = None
+    if glbs and sum(p.stat().st_size for p in glbs.values()) <= MAX_GLB_BYTES:
+        viewer = embed_viewer(glbs, linked=True, title="3D view")
+    csp = html.escape(report_csp(viewer.script_sources if viewer else ()), quote=False).replace('"', "&quot;")
+    body = [f"<!doctype html><html><head><meta charset='utf-8'>"
+            f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+            f"<title>{html.escape(prompt)}</title>",
             "<style>body{font-family:sans-serif;margin:2em}img{image-rendering:pixelated;border:1px solid #ddd}"
             "td{padding:2px 8px}</style></head><body>",
             f"<h1>{html.escape(prompt)}</h1><table style='width:100%'><tr>{''.join(cols)}</tr></table>"]
+    if viewer is not None:
+        body.append(f"<h2>{html.escape(viewer.title)}</h2>{viewer.html}")
     files = [p.name for p in sorted(run.path.glob("textured.*"))]
     if files:
         body.append("<p>Result files: " + ", ".join(html.escape(f) for f in files) + "</p>")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import csdkit
 from csdkit.cli import main
 from csdkit.guidance.mini.data import PALETTE
 from csdkit.pipelines import generate
@@ -186,3 +187,13 @@ def test_api_bad_input_names_the_argument(tmp_path):
 def test_unknown_words_are_warned_about(tmp_path):
     with pytest.warns(UserWarning, match="teapot"):
         generate("a yellow teapot", out_dir=tmp_path, stages="nerf", config=TINY, progress=False, quiet=True)
+
+
+def test_edit_takes_a_generate_run_and_edits_its_nerf(cube_run, tmp_path):
+    """`csdkit edit RUN_DIR` on a generation run edits the saved NeRF (shape + appearance), not the GLB."""
+    _, out = cube_run
+    result = csdkit.edit(out, "a blue cube", source_prompt="a red cube", steps=2, out_dir=tmp_path / "edit",
+                         progress=False, quiet=True)
+    assert result.status == "completed" and result.kind == "shape"
+    assert isinstance(result.original, csdkit.ImplicitVolume)
+    assert (tmp_path / "edit" / "edited.glb").is_file()

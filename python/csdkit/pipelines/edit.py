@@ -36,6 +36,7 @@ from ..training import RunDirectory, image_grid, save_png
 from ..training.checkpoint import atomic_save, atomic_write_bytes
 from ..uv.textured_mesh import TexturedMesh
 from .common import check_prompt, open_run, turntable_cameras, write_results
+from .generate_nerf import VOLUME_FILE, load_volume
 from .models import defaults_for, is_mini, load_prior, resolve_device
 
 _FN = "edit"
@@ -45,12 +46,21 @@ MINI_STEPS, SD_STEPS = 150, 1000
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off")
 
 
+def _run_job(folder: Path) -> str | None:
+    """The ``job`` named in a run directory's config.json (None when absent or unreadable)."""
+    try:
+        return json.loads((folder / "config.json").read_text()).get("job")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def resolve_input(asset: Any) -> tuple[Any, str]:
     """The asset to edit and a description of where it came from.
 
     Accepts a :class:`~csdkit.Mesh`, :class:`~csdkit.TexturedMesh` or implicit volume as is; a mesh
     file (GLB/GLTF, OBJ+MTL+PNG, PLY, STL, OFF); or the run directory of ``csdkit texture``
-    (its ``textured.glb``) or of ``csdkit edit`` (its ``edited.glb``, to chain edits).
+    (its ``textured.glb``), of ``csdkit edit`` (its ``edited.glb``, to chain edits) or of ``csdkit generate``
+    (its saved NeRF ``nerf/volume.pt``: a shape + appearance edit).
 
     Raises:
         ValueError: a missing path, a folder that is no csdkit run, an unsupported file type.
@@ -64,6 +74,13 @@ def resolve_input(asset: Any) -> tuple[Any, str]:
     if not path.exists():
         raise ValueError(f"input not found: {path}")
     if path.is_dir():
+        if _run_job(path) == "generate":
+            # a generation run: edit its saved NeRF (shape and appearance), not only the exported mesh
+            volume_file = path / "nerf" / VOLUME_FILE
+            if not volume_file.exists():
+                raise ValueError(f"input {path} is a csdkit generate run whose nerf stage has not finished "
+                                 f"({volume_file} is missing)")
+            return load_volume(volume_file, torch.device("cpu")), str(volume_file)
         for name in ("textured.glb", "edited.glb", "textured.obj", "edited.obj"):
             if (path / name).exists():
                 return load_mesh(path / name), str(path / name)

@@ -106,12 +106,24 @@ def _run_texture(args) -> int:
     result = texture(mesh, prompt, prior=model, out_dir=out, device=args.device, resume=args.resume,
                      progress=not args.no_progress, **kwargs)
     if result.status != "completed":
-        print(f"csdkit: interrupted at step {result.steps}; a checkpoint is in {out}/checkpoints. "
-              f"Continue with: csdkit texture --resume --out {out}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted("texture", out, result.steps)
     print(f"csdkit: textured {mesh} in {result.seconds:.1f} s ({result.steps} steps)")
-    for name, path in result.files.items():
-        print(f"  {name:<10} {path}")
+    return _print_files(result.files)
+
+
+def _interrupted(job: str, out, step: int | None = None) -> int:
+    """Say where the checkpoint is and how to continue; the exit code of an interrupted run."""
+    at = f" at step {step}" if step is not None else ""
+    print(f"csdkit: interrupted{at}; checkpoints are in {out}. Continue with: csdkit {job} --resume --out {out}",
+          file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _print_files(files: dict) -> int:
+    """List a finished job's files (name, path); the exit code of a completed run."""
+    width = max((len(n) for n in files), default=0) + 2
+    for name, path in files.items():
+        print(f"  {name:<{width}} {path}")
     return EXIT_OK
 
 
@@ -189,13 +201,9 @@ def _run_edit(args) -> int:
     result = edit(source, prompt, prior=model, out_dir=out, device=args.device, resume=args.resume,
                   progress=not args.no_progress, **kwargs)
     if result.status != "completed":
-        print(f"csdkit: interrupted at step {result.steps}; a checkpoint is in {out}/checkpoints. "
-              f"Continue with: csdkit edit --resume --out {out}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted("edit", out, result.steps)
     print(f"csdkit: edited {source} in {result.seconds:.1f} s ({result.steps} steps)")
-    for name, path in result.files.items():
-        print(f"  {name:<18} {path}")
-    return EXIT_OK
+    return _print_files(result.files)
 
 
 def _view_parser(sub) -> None:
@@ -297,15 +305,11 @@ def _run_generate(args) -> int:
                       steps_mesh=args.steps_mesh, steps_texture=args.steps_texture, model=model, seed=args.seed,
                       device=args.device, resume=args.resume, progress=not args.no_progress)
     if result.status != "completed":
-        print(f"csdkit: interrupted; checkpoints are in {out}. Continue with: csdkit generate --resume --out {out}",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted("generate", out)
     total = sum(s["seconds"] for s in result.stages.values())
     print(f"csdkit: generated {prompt!r} in {total:.1f} s of optimization ("
           + ", ".join(f"{k} {v['steps']} steps" for k, v in result.stages.items()) + ")")
-    for name, path in result.files.items():
-        print(f"  {name:<18} {path}")
-    return EXIT_OK
+    return _print_files(result.files)
 
 
 def _run_info(args) -> int:

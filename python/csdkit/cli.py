@@ -80,12 +80,7 @@ def _run_texture(args) -> int:
 
     out = Path(args.out) if args.out else None
     if args.resume:
-        if out is None:
-            raise ValueError("--resume needs --out DIR (the run directory to continue)")
-        cfg_path = out / "config.json"
-        if not cfg_path.exists():
-            raise ValueError(f"--resume: {out} has no config.json (not a csdkit run directory)")
-        cfg = json.loads(cfg_path.read_text())
+        cfg = _resumed_config(out, "texture")
         mesh, prompt = args.mesh or cfg["mesh"], args.prompt or cfg["prompt"]
         kwargs = {k: cfg[k] for k in ("steps", "resolution", "texture_size", "batch_size", "lr", "seed",
                                       "parametrization", "up", "front", "keep_uvs", "negative_prompt")}
@@ -109,6 +104,19 @@ def _run_texture(args) -> int:
         return _interrupted("texture", out, result.steps)
     print(f"csdkit: textured {mesh} in {result.seconds:.1f} s ({result.steps} steps)")
     return _print_files(result.files)
+
+
+def _resumed_config(out: Path | None, job: str) -> dict:
+    """The config.json of the ``job`` run in ``out`` that ``--resume`` continues (ValueError naming the problem)."""
+    if out is None:
+        raise ValueError("--resume needs --out DIR (the run directory to continue)")
+    cfg_path = out / "config.json"
+    if not cfg_path.exists():
+        raise ValueError(f"--resume: {out} has no config.json (not a csdkit run directory)")
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("job", job) != job:  # runs from before jobs were recorded are texture runs
+        raise ValueError(f"--resume: {out} is a {cfg.get('job')!r} run, not a {job} run")
+    return cfg
 
 
 def _interrupted(job: str, out, step: int | None = None) -> int:
@@ -170,14 +178,7 @@ def _run_edit(args) -> int:
         raise ValueError(f"--fidelity must be >= 0, got {args.fidelity}")
     out = Path(args.out) if args.out else None
     if args.resume:
-        if out is None:
-            raise ValueError("--resume needs --out DIR (the run directory to continue)")
-        cfg_path = out / "config.json"
-        if not cfg_path.exists():
-            raise ValueError(f"--resume: {out} has no config.json (not a csdkit run directory)")
-        cfg = json.loads(cfg_path.read_text())
-        if cfg.get("job") != "edit":
-            raise ValueError(f"--resume: {out} is a {cfg.get('job')!r} run, not an edit run")
+        cfg = _resumed_config(out, "edit")
         source = args.input or cfg["input"]
         kwargs = {"target_prompt": args.prompt or cfg["target_prompt"], "source_prompt": cfg["source_prompt"],
                   "fidelity": cfg["fidelity"], "region": cfg["region"], "steps": cfg["steps"], "seed": cfg["seed"],
@@ -285,14 +286,7 @@ def _run_generate(args) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     out = Path(args.out) if args.out else None
     if args.resume:
-        if out is None:
-            raise ValueError("--resume needs --out DIR (the run directory to continue)")
-        cfg_path = out / "config.json"
-        if not cfg_path.exists():
-            raise ValueError(f"--resume: {out} has no config.json (not a csdkit run directory)")
-        cfg = json.loads(cfg_path.read_text())
-        if cfg.get("job") != "generate":
-            raise ValueError(f"--resume: {out} is not a generate run (job {cfg.get('job')!r})")
+        cfg = _resumed_config(out, "generate")
         prompt = args.prompt or cfg["prompt"]
         model = args.model or cfg.get("model", "mini")
     else:

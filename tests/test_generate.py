@@ -7,6 +7,7 @@ stays within a few minutes on a 2-core CPU; the full-length default run is the `
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -122,6 +123,14 @@ def test_cube_surface_is_red(cube_run):
     _, out = cube_run
     colors = load_stage_mesh(out / "mesh").vertex_colors.numpy()
     assert nearest_palette_color(np.median(colors, axis=0)) == "red", np.median(colors, axis=0)
+
+
+def test_texture_stage_starts_from_the_mesh_colours(cube_run):
+    _, out = cube_run
+    mean = load_stage_mesh(out / "mesh").vertex_colors.float().mean(0).numpy()
+    start = np.array(json.loads((out / "texture" / "config.json").read_text())["init_color"])
+    np.testing.assert_allclose(start, mean, atol=1e-6)
+    assert nearest_palette_color(start) == "red", start
 
 
 def test_stage_texture_reruns_alone(cube_run, tmp_path):

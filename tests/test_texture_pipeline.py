@@ -120,6 +120,16 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         texture(42, "a red sphere", progress=False, quiet=True)
     with pytest.raises(ValueError, match="resume=True needs the out_dir"):
         texture(icosphere(1), "a red sphere", resume=True, progress=False, quiet=True)
+    for bad in ((0.2, 0.3), (0.1, 1.5, 0.2), "red"):
+        with pytest.raises(ValueError, match="init_color must be a number or"):
+            texture(icosphere(1), "a red sphere", init_color=bad, progress=False, quiet=True)
+
+
+def test_init_color_is_where_the_texture_starts():
+    result = texture(icosphere(1), "a red sphere", steps=0, texture_size=32, init_color=(0.8, 0.1, 0.2),
+                     progress=False, quiet=True)
+    image = result.mesh.texture.reshape(-1, 3)
+    torch.testing.assert_close(image, torch.tensor([[0.8, 0.1, 0.2]]).expand_as(image), atol=2e-3, rtol=0)
 
 
 def test_cli_exit_codes_and_outputs(tmp_path, capsys):

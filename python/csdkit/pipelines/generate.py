@@ -265,8 +265,10 @@ def generate(prompt: str, *, out_dir: str | Path | None = None, stages: str | Se
         else:
             if mesh is None:
                 mesh = load_stage_mesh(run.path / "mesh")
+            start = _mean_vertex_color(mesh)
             mesh = _decimate_for_atlas(mesh, cfg.mesh.max_faces, quiet)
             tex = texture(mesh, prompt, prior=priors.for_stage("texture"), steps=cfg.texture_steps, seed=seed + 2,
+                          init_color=start,
                           out_dir=sub.path if sub is not None else None, device=dev, resume=stage_resume,
                           progress=progress, quiet=True)
             res = _TextureRun(tex.status, tex.steps, tex.seconds)
@@ -308,6 +310,15 @@ def _check_fresh(root: Path, wanted: tuple[str, ...], status: dict) -> None:
                          f"({marker} is missing); run --stages {needed} first")
     if _read_json(root / "config.json").get("job") != "generate":
         raise ValueError(f"{_FN}(): {root} holds no generate run (no config.json)")
+
+
+def _mean_vertex_color(mesh: Mesh) -> tuple[float, float, float] | float:
+    """The stage-2 mesh's mean vertex colour (the NeRF's albedo), where the texture stage starts;
+    mid-grey for a mesh without vertex colours."""
+    if not mesh.has_vertex_colors:
+        return 0.5
+    r, g, b = mesh.vertex_colors.float().mean(0).clamp(0, 1).tolist()[:3]
+    return (r, g, b)
 
 
 def _decimate_for_atlas(mesh: Mesh, max_faces: int, quiet: bool) -> Mesh:

@@ -65,11 +65,23 @@ def _uv_mesh_state(mesh: Mesh) -> dict[str, torch.Tensor]:
             "face_uv": mesh.face_uv.cpu()}
 
 
+def _check_init_color(value: Any) -> tuple[float, float, float]:
+    """``init_color`` as an RGB triple in [0, 1] (a single number is a grey level)."""
+    try:
+        rgb = [float(value)] * 3 if isinstance(value, (int, float)) else [float(c) for c in value]
+    except (TypeError, ValueError):
+        rgb = []
+    if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
+        raise ValueError(f"{_FN}(): init_color must be a number or (r, g, b) in [0, 1], got {value!r}")
+    return (rgb[0], rgb[1], rgb[2])
+
+
 def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None = DEFAULT,
             prior: DiffusionPrior | str | None = None, steps: int | None = None, resolution: int | None = None,
             texture_size: int | None = None, batch_size: int | None = None, lr: float | None = None,
             seed: int = 0, out_dir: str | Path | None = None, parametrization: str = "pyramid",
             shading: str = "lambertian", up: str = "+y", front: str = "+z", keep_uvs: bool = False,
+            init_color: float | tuple[float, float, float] = 0.5,
             guidance_overrides: dict[str, Any] | None = None, device: str | torch.device | None = "auto",
             resume: bool = False, callback: Callable[[int, dict[str, float]], None] | None = None,
             progress: bool = True, checkpoint_every: int | None = None, preview_every: int | None = None,
@@ -93,6 +105,8 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
         shading: ``"lambertian"`` (renders lit from around the camera) or ``"albedo"``.
         up, front: the mesh's up and front axes (``"+y"``, ``"-z"``...), rotated to +Y up / +Z front.
         keep_uvs: keep the mesh's UVs instead of computing an atlas.
+        init_color: the texture's starting colour, a grey level or ``(r, g, b)`` in [0, 1] (default
+            mid-grey; :func:`csdkit.generate` starts from the mean colour of its stage-2 mesh).
         guidance_overrides: extra arguments of the ``csd-mesh-sd`` guidance preset.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         resume: continue the run in ``out_dir`` from its newest checkpoint.
@@ -112,6 +126,7 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
         check_int_option(_FN, name, value, minimum)
     if shading not in ("lambertian", "albedo"):
         raise ValueError(f"{_FN}(): shading must be 'lambertian' or 'albedo', got {shading!r}")
+    init_color = _check_init_color(init_color)
     bad = [f for f in formats if f not in ("glb", "obj")]
     if bad:
         raise ValueError(f"{_FN}(): formats must be among ('glb', 'obj'), got {bad}")
@@ -137,10 +152,10 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
     if resume and uv_file is not None and uv_file.exists():
         s = torch.load(uv_file, map_location="cpu")
         tm = TexturedMesh.from_uv_mesh(Mesh(s["vertices"], s["faces"], uv=s["uv"], face_uv=s["face_uv"]),
-                                       texture_size, parametrization)
+                                       texture_size, parametrization, init_color=init_color)
     else:
         tm = TexturedMesh(mesh.normalized(up=up, front=front, verbose=not quiet), texture_size, parametrization,
-                          keep_uvs=keep_uvs)
+                          init_color=init_color, keep_uvs=keep_uvs)
         if uv_file is not None:
             atomic_save(_uv_mesh_state(tm.mesh), uv_file)
     tm = tm.to(dev)
@@ -183,7 +198,8 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
             "model": model_name,
             "steps": steps, "resolution": resolution, "texture_size": texture_size, "batch_size": batch_size,
             "lr": lr, "seed": seed, "parametrization": parametrization, "shading": shading, "up": up,
-            "front": front, "keep_uvs": keep_uvs, "device": str(dev), "guidance": guidance.to_config(),
+            "front": front, "keep_uvs": keep_uvs, "init_color": list(init_color), "device": str(dev),
+            "guidance": guidance.to_config(),
             "camera": {"distance_range": d.distance_range, "fov_range": d.fov_range},
         })
     trainer = Trainer(step_fn, modules={"texture": tm.field}, optimizers={"adam": optimizer}, total_steps=steps,

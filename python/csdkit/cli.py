@@ -84,6 +84,7 @@ def _run_texture(args) -> int:
         mesh, prompt = args.mesh or cfg["mesh"], args.prompt or cfg["prompt"]
         kwargs = {k: cfg[k] for k in ("steps", "resolution", "texture_size", "batch_size", "lr", "seed",
                                       "parametrization", "up", "front", "keep_uvs", "negative_prompt")}
+        kwargs["init_color"] = cfg.get("init_color", 0.5)  # runs from before init_color started mid-grey
         model = args.model or cfg.get("model", "mini")
     else:
         if not args.mesh or not args.prompt:

@@ -123,6 +123,8 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     for bad in ((0.2, 0.3), (0.1, 1.5, 0.2), "red"):
         with pytest.raises(ValueError, match="init_color must be a number or"):
             texture(icosphere(1), "a red sphere", init_color=bad, progress=False, quiet=True)
+    with pytest.raises(ValueError, match="init_color='mesh'.*the mesh has none"):
+        texture(icosphere(1), "a red sphere", init_color="mesh", progress=False, quiet=True)
 
 
 def test_init_color_is_where_the_texture_starts():
@@ -130,6 +132,81 @@ def test_init_color_is_where_the_texture_starts():
                      progress=False, quiet=True)
     image = result.mesh.texture.reshape(-1, 3)
     torch.testing.assert_close(image, torch.tensor([[0.8, 0.1, 0.2]]).expand_as(image), atol=2e-3, rtol=0)
+
+
+RED, BLUE = torch.tensor([0.9, 0.1, 0.1]), torch.tensor([0.1, 0.15, 0.9])
+
+
+def half_red_half_blue(subdivisions: int = 3) -> csdkit.Mesh:
+    """An icosphere whose vertex colours are red where x > 0 and blue elsewhere."""
+    mesh = icosphere(subdivisions)
+    return mesh.replace(vertex_colors=torch.where(mesh.vertices[:, :1] > 0, RED, BLUE))
+
+
+def albedo_error(a: csdkit.Mesh, b: csdkit.Mesh) -> float:
+    """Mean abs difference of the albedo renders of ``a`` and ``b`` over their common foreground (held-out views)."""
+    ra = csdkit.MeshRenderer(64).render(a, HELD_OUT, shading="albedo", background=0.0)
+    rb = csdkit.MeshRenderer(64).render(b, HELD_OUT, shading="albedo", background=0.0)
+    both = (ra["mask"] * rb["mask"])[..., 0] > 0
+    assert both.float().mean() > 0.3
+    return float((ra["rgb"][both] - rb["rgb"][both]).abs().mean())
+
+
+@pytest.mark.parametrize("parametrization", ["pyramid", "texels"])
+def test_init_color_mesh_starts_from_the_vertex_colours(parametrization):
+    mesh = half_red_half_blue()
+    kw = dict(steps=0, texture_size=64, parametrization=parametrization, progress=False, quiet=True)
+    from_mesh = texture(mesh, "a red sphere", init_color="mesh", **kw)
+    from_mean = texture(mesh, "a red sphere", init_color=tuple(mesh.vertex_colors.mean(0).tolist()), **kw)
+    # the vertex-colour render of the same normalized mesh is the reference
+    reference = from_mesh.mesh.replace(texture=None, uv=None, face_uv=None)
+    assert reference.vertex_colors is not None
+    err_mesh, err_mean = albedo_error(from_mesh.mesh, reference), albedo_error(from_mean.mesh, reference)
+    assert err_mesh < 0.02, err_mesh  # only bilinear blending across the red/blue border
+    assert err_mesh < 0.1 * err_mean, (err_mesh, err_mean)
+
+
+def test_init_color_mesh_transfers_a_texture_when_there_are_no_vertex_colours():
+    from csdkit.uv import unwrap_uv
+    from csdkit.uv.bake import bake_vertex_colors
+
+    colored = half_red_half_blue()
+    textured = bake_vertex_colors(unwrap_uv(colored, resolution=128), 128).replace(vertex_colors=None)
+    result = texture(textured, "a red sphere", steps=0, texture_size=64, init_color="mesh", progress=False,
+                     quiet=True)
+    assert albedo_error(result.mesh, colored.normalized(verbose=False)) < 0.02
+
+
+def test_init_color_mesh_is_recorded_and_resumed_from_the_cli(tmp_path, capsys):
+    path = tmp_path / "two.ply"
+    half_red_half_blue(2).save(path)
+    out = tmp_path / "run"
+    assert cli_main(["texture", str(path), "a red sphere", "--steps", "2", "--texture-size", "64",
+                     "--resolution", "32", "--batch-size", "1", "--init-color", "mesh", "--out", str(out),
+                     "--no-progress"]) == 0
+    assert json.loads((out / "config.json").read_text())["init_color"] == "mesh"
+    assert "vertex_colors" in torch.load(out / "uv_mesh.pt")
+    assert cli_main(["texture", "--resume", "--out", str(out), "--no-progress"]) == 0
+    assert cli_main(["texture", "@sphere", "a red sphere", "--init-color", "mesh", "--out",
+                     str(tmp_path / "grey"), "--no-progress"]) == 2
+    assert "the mesh has none" in capsys.readouterr().err
+
+
+def test_make_texture_field_init_image():
+    from csdkit.uv.texture_field import make_texture_field
+
+    image = torch.rand(32, 32, 3) * 0.9 + 0.05
+    for parametrization in ("pyramid", "texels"):
+        field = make_texture_field(parametrization, 32, init_image=image.double())
+        torch.testing.assert_close(field().detach(), image, atol=1e-5, rtol=0)
+    hashed = make_texture_field("hashgrid", 32, init_image=image)().detach()
+    assert (hashed.mean((0, 1)) - image.mean((0, 1))).abs().max() < 0.05  # the hash grid starts from the mean
+    for bad, message in ((torch.rand(16, 16, 3), r"init_image must have shape \[32, 32, 3\].*\[16, 16, 3\]"),
+                         (torch.rand(32, 32), r"init_image must have shape .*got shape \[32, 32\]"),
+                         (torch.ones(32, 32, 3, dtype=torch.uint8), "init_image must be a float tensor"),
+                         (image.numpy(), "init_image must be a float tensor")):
+        with pytest.raises(ValueError, match=message):
+            make_texture_field("pyramid", 32, init_image=bad)
 
 
 def test_cli_exit_codes_and_outputs(tmp_path, capsys):

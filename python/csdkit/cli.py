@@ -53,6 +53,9 @@ def _texture_parser(sub) -> None:
     p.add_argument("--up", default="+y", help="the mesh's up axis: +y (default), +z, -x ...")
     p.add_argument("--front", default="+z", help="the mesh's front axis (default +z)")
     p.add_argument("--keep-uvs", action="store_true", help="keep the mesh's UVs instead of a new atlas")
+    p.add_argument("--init-color", default="0.5",
+                   help="where the texture starts: R,G,B or a grey level in [0, 1] (default 0.5), or 'mesh' "
+                        "(the mesh's vertex colours, baked into the atlas)")
     add_run_options(p, "runs/texture-<mesh stem>")
 
 
@@ -84,7 +87,8 @@ def _run_texture(args) -> int:
         mesh, prompt = args.mesh or cfg["mesh"], args.prompt or cfg["prompt"]
         kwargs = {k: cfg[k] for k in ("steps", "resolution", "texture_size", "batch_size", "lr", "seed",
                                       "parametrization", "up", "front", "keep_uvs", "negative_prompt")}
-        kwargs["init_color"] = cfg.get("init_color", 0.5)  # runs from before init_color started mid-grey
+        # "mesh", or an RGB list; runs from before init_color started mid-grey
+        kwargs["init_color"] = cfg.get("init_color", 0.5)
         model = args.model or cfg.get("model", "mini")
     else:
         if not args.mesh or not args.prompt:
@@ -95,7 +99,8 @@ def _run_texture(args) -> int:
         kwargs = {"steps": args.steps, "resolution": args.resolution, "texture_size": args.texture_size,
                   "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                   "parametrization": args.parametrization, "up": args.up, "front": args.front,
-                  "keep_uvs": args.keep_uvs, "negative_prompt": negative}
+                  "keep_uvs": args.keep_uvs, "negative_prompt": negative,
+                  "init_color": _texture_start_color(args.init_color)}
         model = args.model or "mini"
     if not str(mesh).startswith("@") and not Path(mesh).exists():
         raise ValueError(f"mesh file not found: {mesh}")
@@ -159,6 +164,14 @@ def _edit_parser(sub) -> None:
     p.add_argument("--up", default="+y", help="the input's up axis (default +y)")
     p.add_argument("--front", default="+z", help="the input's front axis (default +z)")
     add_run_options(p, "runs/edit-<input stem>")
+
+
+def _texture_start_color(text: str) -> str | float | tuple[float, ...]:
+    """``texture --init-color``: ``"mesh"``, one grey level, or R,G,B."""
+    if text.strip().lower() == "mesh":
+        return "mesh"
+    values = _parse_color(text)
+    return values[0] if len(values) == 1 else values
 
 
 def _parse_color(text: str) -> tuple[float, ...]:

@@ -265,8 +265,8 @@ def generate(prompt: str, *, out_dir: str | Path | None = None, stages: str | Se
         else:
             if mesh is None:
                 mesh = load_stage_mesh(run.path / "mesh")
-            start = _mean_vertex_color(mesh)
             mesh = _decimate_for_atlas(mesh, cfg.mesh.max_faces, quiet)
+            start = _texture_start(mesh)
             tex = texture(mesh, prompt, prior=priors.for_stage("texture"), steps=cfg.texture_steps, seed=seed + 2,
                           init_color=start,
                           out_dir=sub.path if sub is not None else None, device=dev, resume=stage_resume,
@@ -312,13 +312,10 @@ def _check_fresh(root: Path, wanted: tuple[str, ...], status: dict) -> None:
         raise ValueError(f"{_FN}(): {root} holds no generate run (no config.json)")
 
 
-def _mean_vertex_color(mesh: Mesh) -> tuple[float, float, float] | float:
-    """The stage-2 mesh's mean vertex colour (the NeRF's albedo), where the texture stage starts;
-    mid-grey for a mesh without vertex colours."""
-    if not mesh.has_vertex_colors:
-        return 0.5
-    r, g, b = mesh.vertex_colors.float().mean(0).clamp(0, 1).tolist()[:3]
-    return (r, g, b)
+def _texture_start(mesh: Mesh) -> str | float:
+    """Where the texture stage starts: ``"mesh"`` (the stage-2 mesh's per-vertex colours, the NeRF's albedo,
+    baked into the new atlas); mid-grey for a mesh without vertex colours."""
+    return "mesh" if mesh.has_vertex_colors else 0.5
 
 
 def _decimate_for_atlas(mesh: Mesh, max_faces: int, quiet: bool) -> Mesh:

@@ -22,6 +22,7 @@ from ..guidance.priors.base import DiffusionPrior
 from ..render.mesh_renderer import MeshRenderer
 from ..training import Trainer, image_grid
 from ..training.checkpoint import atomic_save
+from ..uv.bake import bake_vertex_colors, transfer_texture
 from ..uv.textured_mesh import TexturedMesh
 from .common import (
     MeshViews,
@@ -61,19 +62,40 @@ class TextureResult:
 
 
 def _uv_mesh_state(mesh: Mesh) -> dict[str, torch.Tensor]:
-    return {"vertices": mesh.vertices.cpu(), "faces": mesh.faces.cpu(), "uv": mesh.uv.cpu(),
-            "face_uv": mesh.face_uv.cpu()}
+    state = {"vertices": mesh.vertices.cpu(), "faces": mesh.faces.cpu(), "uv": mesh.uv.cpu(),
+             "face_uv": mesh.face_uv.cpu()}
+    if mesh.vertex_colors is not None:  # init_color="mesh" bakes them again on resume
+        state["vertex_colors"] = mesh.vertex_colors.cpu()
+    return state
 
 
-def _check_init_color(value: Any) -> tuple[float, float, float]:
-    """``init_color`` as an RGB triple in [0, 1] (a single number is a grey level)."""
+def _check_init_color(value: Any) -> tuple[float, float, float] | str:
+    """``init_color`` as an RGB triple in [0, 1] (a single number is a grey level), or ``"mesh"``."""
+    if isinstance(value, str) and value == "mesh":
+        return value
     try:
         rgb = [float(value)] * 3 if isinstance(value, (int, float)) else [float(c) for c in value]
     except (TypeError, ValueError):
         rgb = []
     if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
-        raise ValueError(f"{_FN}(): init_color must be a number or (r, g, b) in [0, 1], got {value!r}")
+        raise ValueError(f"{_FN}(): init_color must be a number or (r, g, b) in [0, 1], or 'mesh', got {value!r}")
     return (rgb[0], rgb[1], rgb[2])
+
+
+def _can_start_from_mesh(mesh: Mesh) -> bool:
+    return mesh.vertex_colors is not None or (mesh.texture is not None and mesh.uv is not None)
+
+
+def _mesh_start_image(source: Mesh, uv_mesh: Mesh, size: int) -> torch.Tensor:
+    """The texture ``[S, S, 3]`` float32 in [0, 1] that ``init_color="mesh"`` starts from: the vertex colours of
+    ``uv_mesh`` baked under its atlas (dilated past the chart borders so seams do not read background), or else
+    ``source``'s texture re-baked under ``uv_mesh``'s UVs (same faces needed)."""
+    if uv_mesh.vertex_colors is not None:
+        return bake_vertex_colors(uv_mesh.to("cpu"), size, dilate=True).texture
+    if source.texture is not None and source.uv is not None and source.num_faces == uv_mesh.num_faces:
+        return transfer_texture(source.to("cpu"), uv_mesh.to("cpu"), resolution=size, dilate=True).texture
+    raise ValueError(f"{_FN}(): init_color='mesh' needs a mesh with vertex colours (or a texture on the same "
+                     "faces), but the mesh has none; pass a number or (r, g, b) instead")
 
 
 def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None = DEFAULT,
@@ -81,7 +103,7 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
             texture_size: int | None = None, batch_size: int | None = None, lr: float | None = None,
             seed: int = 0, out_dir: str | Path | None = None, parametrization: str = "pyramid",
             shading: str = "lambertian", up: str = "+y", front: str = "+z", keep_uvs: bool = False,
-            init_color: float | tuple[float, float, float] = 0.5,
+            init_color: float | tuple[float, float, float] | str = 0.5,
             guidance_overrides: dict[str, Any] | None = None, device: str | torch.device | None = "auto",
             resume: bool = False, callback: Callable[[int, dict[str, float]], None] | None = None,
             progress: bool = True, checkpoint_every: int | None = None, preview_every: int | None = None,
@@ -105,8 +127,11 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
         shading: ``"lambertian"`` (renders lit from around the camera) or ``"albedo"``.
         up, front: the mesh's up and front axes (``"+y"``, ``"-z"``...), rotated to +Y up / +Z front.
         keep_uvs: keep the mesh's UVs instead of computing an atlas.
-        init_color: the texture's starting colour, a grey level or ``(r, g, b)`` in [0, 1] (default
-            mid-grey; :func:`csdkit.generate` starts from the mean colour of its stage-2 mesh).
+        init_color: where the texture starts: a grey level or ``(r, g, b)`` in [0, 1] (a flat colour; default
+            mid-grey), or ``"mesh"``: the mesh's own vertex colours baked into the new atlas (dilated past
+            the chart borders), or, for a mesh without vertex colours, its texture re-baked into it
+            (ValueError if it has neither). ``"hashgrid"`` starts from the mean of that image.
+            :func:`csdkit.generate` passes ``"mesh"`` (its stage-2 mesh carries the NeRF's albedo).
         guidance_overrides: extra arguments of the ``csd-mesh-sd`` guidance preset.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         resume: continue the run in ``out_dir`` from its newest checkpoint.
@@ -127,11 +152,15 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
     if shading not in ("lambertian", "albedo"):
         raise ValueError(f"{_FN}(): shading must be 'lambertian' or 'albedo', got {shading!r}")
     init_color = _check_init_color(init_color)
+    flat_color = 0.5 if init_color == "mesh" else init_color
     bad = [f for f in formats if f not in ("glb", "obj")]
     if bad:
         raise ValueError(f"{_FN}(): formats must be among ('glb', 'obj'), got {bad}")
     run = open_run(_FN, out_dir, resume)
     mesh_source, mesh = resolve_mesh(_FN, mesh)
+    if init_color == "mesh" and not _can_start_from_mesh(mesh):
+        raise ValueError(f"{_FN}(): init_color='mesh' needs a mesh with vertex colours (or a texture), but the "
+                         "mesh has none; pass a number or (r, g, b) instead")
 
     dev = resolve_device(device)
     torch.manual_seed(seed)
@@ -151,13 +180,20 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
     uv_file = run.path / "uv_mesh.pt" if run is not None else None
     if resume and uv_file is not None and uv_file.exists():
         s = torch.load(uv_file, map_location="cpu")
-        tm = TexturedMesh.from_uv_mesh(Mesh(s["vertices"], s["faces"], uv=s["uv"], face_uv=s["face_uv"]),
-                                       texture_size, parametrization, init_color=init_color)
+        tm = TexturedMesh.from_uv_mesh(Mesh(s["vertices"], s["faces"], uv=s["uv"], face_uv=s["face_uv"],
+                                            vertex_colors=s.get("vertex_colors")),
+                                       texture_size, parametrization, init_color=flat_color)
+        normalized = None
     else:
-        tm = TexturedMesh(mesh.normalized(up=up, front=front, verbose=not quiet), texture_size, parametrization,
-                          init_color=init_color, keep_uvs=keep_uvs)
+        normalized = mesh.normalized(up=up, front=front, verbose=not quiet)
+        tm = TexturedMesh(normalized, texture_size, parametrization, init_color=flat_color, keep_uvs=keep_uvs)
         if uv_file is not None:
             atomic_save(_uv_mesh_state(tm.mesh), uv_file)
+    if init_color == "mesh":
+        if normalized is None and tm.mesh.vertex_colors is None:
+            normalized = mesh.normalized(up=up, front=front, verbose=False)
+        tm.reset_texture(_mesh_start_image(normalized if normalized is not None else tm.mesh, tm.mesh,
+                                           texture_size))
     tm = tm.to(dev)
     tm.mesh = tm.mesh.to(dev)
 
@@ -198,7 +234,8 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
             "model": model_name,
             "steps": steps, "resolution": resolution, "texture_size": texture_size, "batch_size": batch_size,
             "lr": lr, "seed": seed, "parametrization": parametrization, "shading": shading, "up": up,
-            "front": front, "keep_uvs": keep_uvs, "init_color": list(init_color), "device": str(dev),
+            "front": front, "keep_uvs": keep_uvs,
+            "init_color": init_color if init_color == "mesh" else list(init_color), "device": str(dev),
             "guidance": guidance.to_config(),
             "camera": {"distance_range": d.distance_range, "fov_range": d.fov_range},
         })

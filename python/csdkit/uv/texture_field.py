@@ -9,6 +9,13 @@
   per pixel while rendering and baked to a ``[S, S, 3]`` texture at export.
 
 All return textures as ``[S, S, 3]`` float32 in [0, 1], row 0 at the top (the v = 1 edge).
+
+Initial state (:func:`make_texture_field`): a uniform ``init_color``, or an ``init_image``
+``[S, S, 3]`` that the pyramid and texel fields reproduce exactly (up to the logit clamp of
+``[1e-3, 1 - 1e-3]``): pyramid = ``logit(image)`` in the finest level and zeros in the coarser ones,
+texels = ``logit(image)``. The hash-grid field is a smooth function of UV that cannot hold an
+arbitrary image without fitting, so from an ``init_image`` it starts from the image's *mean* colour
+(head bias ``logit(mean)``) instead.
 """
 
 from __future__ import annotations
@@ -32,10 +39,11 @@ def _logit(value: float) -> float:
 class TexelTexture(nn.Module):
     """``sigmoid(logits [S, S, 3])``."""
 
-    def __init__(self, size: int, init_color: torch.Tensor) -> None:
+    def __init__(self, size: int, init_color: torch.Tensor, init_image: torch.Tensor | None = None) -> None:
         super().__init__()
         self.size = size
-        self.logits = nn.Parameter(torch.logit(init_color.clamp(1e-3, 1 - 1e-3)).expand(size, size, 3).clone())
+        start = init_color.expand(size, size, 3) if init_image is None else init_image
+        self.logits = nn.Parameter(torch.logit(start.clamp(1e-3, 1 - 1e-3)).clone())
 
     def forward(self) -> torch.Tensor:
         return torch.sigmoid(self.logits)
@@ -44,7 +52,8 @@ class TexelTexture(nn.Module):
 class PyramidTexture(nn.Module):
     """``sigmoid(sum_k upsample(level_k))`` over levels of sizes ``S, S/2, ...`` down to ``min_size``."""
 
-    def __init__(self, size: int, init_color: torch.Tensor, min_size: int = 16) -> None:
+    def __init__(self, size: int, init_color: torch.Tensor, min_size: int = 16,
+                 init_image: torch.Tensor | None = None) -> None:
         super().__init__()
         self.size = size
         sizes = [size]
@@ -52,7 +61,10 @@ class PyramidTexture(nn.Module):
             sizes.append(sizes[-1] // 2)
         self.sizes = sizes
         levels = [torch.zeros(3, s, s) for s in sizes]
-        levels[-1] += torch.logit(init_color.clamp(1e-3, 1 - 1e-3))[:, None, None]
+        if init_image is None:
+            levels[-1] += torch.logit(init_color.clamp(1e-3, 1 - 1e-3))[:, None, None]
+        else:  # the finest level alone holds the image; coarser levels start at zero
+            levels[0] = torch.logit(init_image.clamp(1e-3, 1 - 1e-3)).permute(2, 0, 1).contiguous()
         self.levels = nn.ParameterList([nn.Parameter(lv) for lv in levels])
 
     def forward(self) -> torch.Tensor:
@@ -88,13 +100,50 @@ class HashGridTexture(nn.Module):
         return self.colors(torch.stack([u, v], dim=-1))
 
 
-def make_texture_field(parametrization: str, size: int, init_color=0.5) -> nn.Module:
-    """Build the module for ``parametrization`` (see module doc) with a uniform initial colour."""
+def _check_init_image(init_image, size: int) -> torch.Tensor:
+    """``init_image`` as a CPU float32 ``[S, S, 3]`` tensor clamped to [0, 1] (ValueError otherwise)."""
+    if not isinstance(init_image, torch.Tensor):
+        raise ValueError(f"make_texture_field(): init_image must be a float tensor [{size}, {size}, 3] in [0, 1], "
+                         f"got {type(init_image).__name__}")
+    if not init_image.is_floating_point():
+        raise ValueError(f"make_texture_field(): init_image must be a float tensor [{size}, {size}, 3] in [0, 1], "
+                         f"got dtype {init_image.dtype} with shape {list(init_image.shape)}")
+    if tuple(init_image.shape) != (size, size, 3):
+        raise ValueError(f"make_texture_field(): init_image must have shape [{size}, {size}, 3] (texture_size "
+                         f"{size}, RGB), got shape {list(init_image.shape)}")
+    image = init_image.detach().to("cpu", torch.float32)
+    if not bool(torch.isfinite(image).all()):
+        raise ValueError("make_texture_field(): init_image must be finite (values in [0, 1])")
+    return image.clamp(0, 1)
+
+
+def make_texture_field(parametrization: str, size: int, init_color=0.5, *,
+                       init_image: torch.Tensor | None = None) -> nn.Module:
+    """Build the module for ``parametrization`` (see module doc).
+
+    Args:
+        parametrization: ``"pyramid"``, ``"texels"`` or ``"hashgrid"``.
+        size: texture side ``S`` (16 to 8192).
+        init_color: uniform initial colour, a grey level or RGB in [0, 1] (ignored with ``init_image``).
+        init_image: optional ``[S, S, 3]`` float tensor in [0, 1] (any float dtype and device; row 0 =
+            the v = 1 edge, like the textures) the field starts from: exactly for ``"pyramid"`` and
+            ``"texels"``, from its mean colour for ``"hashgrid"``.
+
+    Returns:
+        The module (on the CPU); calling it gives the texture ``[S, S, 3]`` float32 in [0, 1].
+
+    Raises:
+        ValueError: unknown parametrization, bad size, or an ``init_image`` of the wrong type, dtype or shape.
+    """
     check_choice("TexturedMesh", "parametrization", parametrization, PARAMETRIZATIONS)
     check_int("TexturedMesh", "texture_size", size, min_value=16, max_value=8192)
-    color = torch.as_tensor(init_color, dtype=torch.float32).reshape(-1).expand(3).clone()
+    image = None if init_image is None else _check_init_image(init_image, size)
+    if image is not None:
+        color = image.reshape(-1, 3).mean(0)
+    else:
+        color = torch.as_tensor(init_color, dtype=torch.float32).reshape(-1).expand(3).clone()
     if parametrization == "pyramid":
-        return PyramidTexture(size, color)
+        return PyramidTexture(size, color, init_image=image)
     if parametrization == "texels":
-        return TexelTexture(size, color)
+        return TexelTexture(size, color, init_image=image)
     return HashGridTexture(size, color)

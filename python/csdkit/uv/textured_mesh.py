@@ -59,6 +59,13 @@ class TexturedMesh(nn.Module):
         """Build from a mesh that already carries its final UVs (no unwrapping)."""
         return cls(mesh, texture_size, parametrization, init_color=init_color, keep_uvs=True)
 
+    def reset_texture(self, init_image: torch.Tensor) -> None:
+        """Restart the texture field from ``init_image`` ``[S, S, 3]`` float in [0, 1] (row 0 = the v = 1 edge,
+        e.g. a bake under :attr:`mesh`'s UVs); see :func:`csdkit.uv.texture_field.make_texture_field`.
+        The new field's parameters replace the old ones (build optimizers afterwards)."""
+        device = self.chart_mask.device
+        self.field = make_texture_field(self.parametrization, self.texture_size, init_image=init_image).to(device)
+
     def texture(self) -> torch.Tensor:
         """The current texture ``[S, S, 3]`` float32 in [0, 1] (differentiable)."""
         return self.field()

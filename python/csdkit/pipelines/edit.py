@@ -80,7 +80,7 @@ def resolve_input(asset: Any) -> tuple[Any, str]:
             dmtet_file = path / "mesh" / DMTET_FILE
             if dmtet_file.exists():  # a finished mesh stage: a shape edit of its refined DMTet
                 return load_dmtet(dmtet_file, torch.device("cpu")), str(dmtet_file)
-            # a generation run without a saved DMTet: edit its saved NeRF (shape and appearance), not only the exported mesh
+            # a generation run without a saved DMTet: edit its saved NeRF (shape and appearance)
             volume_file = path / "nerf" / VOLUME_FILE
             if not volume_file.exists():
                 raise ValueError(f"input {path} is a csdkit generate run whose nerf stage has not finished "

@@ -154,7 +154,7 @@ class MeshStage:
 def run_mesh_stage(stage: MeshStage, run: RunDirectory | None, *, resume: bool, progress: bool,
                    checkpoint_every: int, preview_every: int, desc: str,
                    callback: Callable[[int, dict], None] | None = None) -> TrainerResult:
-    """Run the stage through the Trainer; on completion write ``mesh.glb``, ``mesh.pt``, ``dmtet.pt`` and ``turntable.png``."""
+    """Run the stage through the Trainer; on completion write mesh.glb, mesh.pt, dmtet.pt and turntable.png."""
     step_fn = stage.step
     if callback is not None:
         def step_fn(step: int):

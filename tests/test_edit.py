@@ -251,3 +251,26 @@ def test_dmtet_shape_edit_keeps_outside_the_box(prior, tmp_path):
         assert (tmp_path / "dm" / name).exists(), name
     with pytest.raises(ValueError, match="contains no part"):
         Editor(prior, "a cube", region="box:0.9,0.9,0.9,1,1,1", steps=1).edit(dmtet, progress=False)
+
+
+def test_generate_run_dir_edits_its_dmtet(prior, tmp_path):
+    from csdkit.pipelines.edit import resolve_input
+    from csdkit.pipelines.generate_mesh import save_dmtet
+
+    run = tmp_path / "gen"
+    (run / "mesh").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"job": "generate"}))
+    with pytest.raises(ValueError, match="nerf stage has not finished"):
+        resolve_input(run)  # no dmtet.pt: falls back to the NeRF
+    save_dmtet(csdkit.DMTet(resolution=16, radius=1.0), 10.0, run / "mesh" / "dmtet.pt")
+    torch.save({"vertex_colors": torch.tensor([[0.0, 0.0, 1.0]])}, run / "mesh" / "mesh.pt")
+    obj, source = resolve_input(run)
+    assert isinstance(obj, csdkit.DMTet) and source.endswith("dmtet.pt")
+    result = edit(run, "a blue sphere", steps=2, prior=prior, out_dir=tmp_path / "e", progress=False, quiet=True)
+    assert result.kind == "shape"
+    assert (tmp_path / "e" / "edited_dmtet.pt").exists() and (tmp_path / "e" / "edited.glb").exists()
+    colors = csdkit.io.load_mesh(tmp_path / "e" / "edited.glb").vertex_colors  # the stage's mean colour
+    assert colors is not None and torch.allclose(colors.float().mean(0), torch.tensor([0.0, 0.0, 1.0]), atol=0.02)
+    (run / "mesh" / "dmtet.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable csdkit DMTet"):
+        resolve_input(run)

@@ -36,6 +36,7 @@ from ..training import RunDirectory, image_grid, save_png
 from ..training.checkpoint import atomic_save, atomic_write_bytes
 from ..uv.textured_mesh import TexturedMesh
 from .common import check_prompt, open_run, turntable_cameras, write_results
+from .generate_mesh import DMTET_FILE, load_dmtet
 from .generate_nerf import VOLUME_FILE, load_volume
 from .models import defaults_for, is_mini, load_prior, resolve_device
 
@@ -60,7 +61,8 @@ def resolve_input(asset: Any) -> tuple[Any, str]:
     Accepts a :class:`~csdkit.Mesh`, :class:`~csdkit.TexturedMesh` or implicit volume as is; a mesh
     file (GLB/GLTF, OBJ+MTL+PNG, PLY, STL, OFF); or the run directory of ``csdkit texture``
     (its ``textured.glb``), of ``csdkit edit`` (its ``edited.glb``, to chain edits) or of ``csdkit generate``
-    (its saved NeRF ``nerf/volume.pt``: a shape + appearance edit).
+    (its mesh stage's DMTet ``mesh/dmtet.pt``: a shape edit, rendered with the mean of ``mesh/mesh.pt``'s
+    vertex colours; without it, its saved NeRF ``nerf/volume.pt``: a shape + appearance edit).
 
     Raises:
         ValueError: a missing path, a folder that is no csdkit run, an unsupported file type.
@@ -75,7 +77,10 @@ def resolve_input(asset: Any) -> tuple[Any, str]:
         raise ValueError(f"input not found: {path}")
     if path.is_dir():
         if _run_job(path) == "generate":
-            # a generation run: edit its saved NeRF (shape and appearance), not only the exported mesh
+            dmtet_file = path / "mesh" / DMTET_FILE
+            if dmtet_file.exists():  # a finished mesh stage: a shape edit of its refined DMTet
+                return load_dmtet(dmtet_file, torch.device("cpu")), str(dmtet_file)
+            # a generation run without a saved DMTet: edit its saved NeRF (shape and appearance)
             volume_file = path / "nerf" / VOLUME_FILE
             if not volume_file.exists():
                 raise ValueError(f"input {path} is a csdkit generate run whose nerf stage has not finished "
@@ -90,6 +95,17 @@ def resolve_input(asset: Any) -> tuple[Any, str]:
         raise ValueError(f"input {path} has an unsupported type {path.suffix or '(no suffix)'}; expected a "
                          f"mesh file ({', '.join(MESH_SUFFIXES)}) or a csdkit run directory")
     return load_mesh(path), str(path)
+
+
+def _stage_mean_color(mesh_pt: Path) -> tuple[float, float, float]:
+    """Mean vertex colour (r, g, b in [0, 1]) of a mesh stage's ``mesh.pt``.
+
+    The editor's grey when ``mesh.pt`` is missing or unreadable."""
+    try:
+        colors = torch.load(mesh_pt, map_location="cpu", weights_only=False)["vertex_colors"]
+        return tuple(float(c) for c in colors.float().mean(0).clamp(0, 1))
+    except Exception:  # noqa: BLE001 - any unreadable mesh.pt falls back to the default colour
+        return (0.6, 0.6, 0.6)
 
 
 def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
@@ -147,6 +163,8 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
     kwargs: dict[str, Any] = {"resolution": d.resolution, "batch_size": d.batch_size, "t_range": d.t_range,
                               "distance_range": d.distance_range, "fov_range": d.fov_range,
                               "view_prompts": not mini, "lr": 0.05 if mini else 0.02}
+    if isinstance(obj, DMTet) and source.endswith(DMTET_FILE) and "dmtet_color" not in editor_kwargs:
+        kwargs["dmtet_color"] = _stage_mean_color(Path(source).parent / "mesh.pt")
     kwargs.update(editor_kwargs)
     steps = (MINI_STEPS if mini else SD_STEPS) if steps is None else steps
     editor = Editor(prior_obj, target_prompt, source_prompt, fidelity=fidelity, region=region, steps=steps,

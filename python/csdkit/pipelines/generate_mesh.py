@@ -32,6 +32,8 @@ from .common import MeshViews, turntable
 from .generate_config import MeshStageConfig
 
 MESH_FILE = "mesh.glb"
+#: The refined DMTet itself (``save_dmtet`` / ``load_dmtet``), so ``csdkit edit RUN_DIR`` can edit it.
+DMTET_FILE = "dmtet.pt"
 SHADING_MODES = ("lambertian", "textureless", "normal")
 
 
@@ -152,7 +154,7 @@ class MeshStage:
 def run_mesh_stage(stage: MeshStage, run: RunDirectory | None, *, resume: bool, progress: bool,
                    checkpoint_every: int, preview_every: int, desc: str,
                    callback: Callable[[int, dict], None] | None = None) -> TrainerResult:
-    """Run the stage through the Trainer; on completion write ``mesh.glb``, ``mesh.pt`` and ``turntable.png``."""
+    """Run the stage through the Trainer; on completion write mesh.glb, mesh.pt, dmtet.pt and turntable.png."""
     step_fn = stage.step
     if callback is not None:
         def step_fn(step: int):
@@ -171,9 +173,55 @@ def run_mesh_stage(stage: MeshStage, run: RunDirectory | None, *, resume: bool, 
         save_glb(mesh, run.path / MESH_FILE)
         atomic_save({"vertices": mesh.vertices, "faces": mesh.faces, "vertex_colors": mesh.vertex_colors,
                      "threshold": stage.threshold}, run.path / "mesh.pt")
+        save_dmtet(stage.dmtet, stage.threshold, run.path / DMTET_FILE)
         turntable(mesh, run.path / "turntable.png", stage.cfg.distance_range, stage.cfg.fov_range,
                   stage.device)
     return result
+
+
+def save_dmtet(dmtet: DMTet, threshold: float, path: Path) -> Path:
+    """Write ``dmtet`` atomically.
+
+    Saved: ``resolution`` (int), ``radius`` (float), ``sdf [V]`` and ``deformation [V, 3]`` (float32, CPU;
+    also as ``state_dict``) and the density ``threshold`` it was cut at.
+    """
+    sdf, deformation = dmtet.sdf.detach().cpu().clone(), dmtet.deformation.detach().cpu().clone()
+    atomic_save({"format": "csdkit.dmtet", "version": 1, "resolution": int(dmtet.resolution),
+                 "radius": float(dmtet.radius), "sdf": sdf, "deformation": deformation,
+                 "state_dict": {"sdf": sdf, "deformation": deformation}, "threshold": float(threshold)}, path)
+    return path
+
+
+def load_dmtet(path: Path, device: torch.device | str = "cpu") -> DMTet:
+    """The :class:`~csdkit.DMTet` written by :func:`save_dmtet`, on ``device``.
+
+    Raises:
+        ValueError: ``path`` is missing, unreadable, or not a csdkit DMTet file (missing keys, wrong shapes).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"the mesh stage's DMTet is missing: {path} (run --stages mesh)")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a corrupt file
+        raise ValueError(f"{path} is not a readable csdkit DMTet file ({type(e).__name__}: {e})") from None
+    keys = ("resolution", "radius", "sdf", "deformation")
+    if not isinstance(saved, dict) or any(k not in saved for k in keys):
+        raise ValueError(f"{path} is not a csdkit DMTet file (expected the keys {', '.join(keys)})")
+    try:
+        dmtet = DMTet(int(saved["resolution"]), radius=float(saved["radius"]))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: bad DMTet resolution / radius ({e})") from None
+    sdf, deformation = saved["sdf"], saved["deformation"]
+    if not (isinstance(sdf, torch.Tensor) and isinstance(deformation, torch.Tensor)
+            and tuple(sdf.shape) == tuple(dmtet.sdf.shape)
+            and tuple(deformation.shape) == tuple(dmtet.deformation.shape)):
+        raise ValueError(f"{path}: sdf / deformation do not match a resolution-{dmtet.resolution} grid "
+                         f"(expected [{dmtet.num_vertices}] and [{dmtet.num_vertices}, 3])")
+    with torch.no_grad():
+        dmtet.sdf.copy_(sdf.float())
+        dmtet.deformation.copy_(deformation.float())
+    return dmtet.to(device)
 
 
 def load_stage_mesh(folder: Path) -> Mesh:
@@ -188,4 +236,5 @@ def load_stage_mesh(folder: Path) -> Mesh:
                      "(run --stages mesh)")
 
 
-__all__ = ["MESH_FILE", "MeshStage", "load_stage_mesh", "run_mesh_stage"]
+__all__ = ["DMTET_FILE", "MESH_FILE", "MeshStage", "load_dmtet", "load_stage_mesh", "run_mesh_stage",
+           "save_dmtet"]

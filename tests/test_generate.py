@@ -83,7 +83,7 @@ def test_run_directory_holds_every_stage(cube_run):
     assert set(result.stages) == {"nerf", "mesh", "texture"}
     for name in ("textured.glb", "textured.obj", "textured.png", "report.html", "config.json", "metrics.json",
                  "nerf/volume.pt", "nerf/turntable.png", "nerf/metrics.jsonl", "mesh/mesh.glb",
-                 "mesh/turntable.png", "texture/turntable.png", "texture/textured.glb"):
+                 "mesh/dmtet.pt", "mesh/turntable.png", "texture/turntable.png", "texture/textured.glb"):
         assert (out / name).is_file(), name
     report = (out / "report.html").read_text()
     assert report.count("<img") >= 3  # one turntable per stage, side by side
@@ -200,11 +200,11 @@ def test_unknown_words_are_warned_about(tmp_path):
         generate("a yellow teapot", out_dir=tmp_path, stages="nerf", config=TINY, progress=False, quiet=True)
 
 
-def test_edit_takes_a_generate_run_and_edits_its_nerf(cube_run, tmp_path):
-    """`csdkit edit RUN_DIR` on a generation run edits the saved NeRF (shape + appearance), not the GLB."""
+def test_edit_takes_a_generate_run_and_edits_its_dmtet(cube_run, tmp_path):
+    """`csdkit edit RUN_DIR` on a generation run edits the mesh stage's saved DMTet (shape), not the GLB."""
     _, out = cube_run
     result = csdkit.edit(out, "a blue cube", source_prompt="a red cube", steps=2, out_dir=tmp_path / "edit",
                          progress=False, quiet=True)
     assert result.status == "completed" and result.kind == "shape"
-    assert isinstance(result.original, csdkit.ImplicitVolume)
-    assert (tmp_path / "edit" / "edited.glb").is_file()
+    assert isinstance(result.original, csdkit.DMTet)
+    assert (tmp_path / "edit" / "edited.glb").is_file() and (tmp_path / "edit" / "edited_dmtet.pt").is_file()

@@ -1,4 +1,5 @@
-"""Rasterizer benchmarks: ``rasterize`` alone and ``rasterize + interpolate + texture`` forward+backward.
+"""Rasterizer benchmarks: ``rasterize`` alone, ``rasterize + interpolate + texture`` forward+backward, and
+``antialias`` forward+backward (colour and position gradients) against its pure-PyTorch reference.
 
 Meshes of about 10k, 160k and 1M triangles (a bumpy UV sphere, so views have self-occlusion),
 512x512 and 1024x1024, 4 views. Baselines timed in the same run:
@@ -18,8 +19,9 @@ import math
 
 import torch
 
-from csdkit.ops import interpolate, rasterize, texture
+from csdkit.ops import antialias, antialias_topology, interpolate, rasterize, texture
 from csdkit.ops.reference import interpolate_reference, rasterize_reference, texture_reference
+from csdkit.ops.reference.antialias import antialias_reference
 from csdkit.render.cameras import Cameras
 from harness import Case
 
@@ -122,9 +124,44 @@ def _small_cases(device: str, cams: Cameras) -> list[Case]:
     return out
 
 
+def _antialias_cases(device: str, cams: Cameras, res: int) -> list[Case]:
+    """antialias forward + backward (to colour and positions) on the 10k mesh: csdkit vs the reference
+    (baseline) and, on CUDA, nvdiffrast's antialias when it is installed."""
+    verts, faces, _ = bumpy_sphere(MESHES["10k"], device)
+    pos = cams.project(verts).contiguous()
+    rast = rasterize(pos, faces, (res, res))
+    topology = antialias_topology(faces)
+    impls = {"reference": lambda c, p: antialias_reference(c, rast, p, faces, topology),
+             "csdkit": lambda c, p: antialias(c, rast, p, faces, topology=topology)}
+    if device == "cuda":
+        try:
+            import nvdiffrast.torch as dr  # optional baseline
+        except Exception:  # noqa: BLE001
+            dr = None
+        if dr is not None:
+            hashed = dr.antialias_construct_topology_hash(faces)
+            impls["nvdiffrast"] = lambda c, p: dr.antialias(c, rast, p, faces, topology_hash=hashed)
+    out = []
+    for impl, fn in impls.items():
+        color = torch.rand(VIEWS, res, res, 3, device=device, requires_grad=True)
+        p = pos.clone().requires_grad_(True)
+
+        def run(fn=fn, color=color, p=p):
+            fn(color, p).square().sum().backward()
+
+        def zero(color=color, p=p):
+            color.grad = None
+            p.grad = None
+
+        out.append(Case(f"antialias_fwd_bwd/10k/{res}", impl, run, n=VIEWS * res * res,
+                        baseline=impl == "reference", setup=zero, repeats=3 if impl == "reference" else 10,
+                        warmup=1))
+    return out
+
+
 def cases(device: str, quick: bool) -> list[Case]:
     cams = _cameras(device)
-    out = _small_cases(device, cams)
+    out = _small_cases(device, cams) + _antialias_cases(device, cams, 512)
     sizes = [("10k", 512)] if quick else [(m, r) for m in MESHES for r in (512, 1024)]
     meshes: dict[str, tuple] = {}
     for mesh, res in sizes:

@@ -1,5 +1,6 @@
 """Differentiable kernels (CPU and CUDA) with pure-PyTorch references in :mod:`csdkit.ops.reference`."""
 
+from .antialias import antialias, antialias_topology
 from .compositing import accumulate_along_rays, render_weight_from_alpha, render_weight_from_density
 from .hash_grid import hash_grid_encode
 from .hash_grid_config import HashGridConfig
@@ -16,6 +17,8 @@ __all__ = [
     "OccupancyGrid",
     "RaySamples",
     "accumulate_along_rays",
+    "antialias",
+    "antialias_topology",
     "build_mipmaps",
     "hash_grid_encode",
     "interpolate",

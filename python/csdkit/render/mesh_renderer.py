@@ -8,8 +8,11 @@ image is flipped afterwards).
 
 Gradients: ``rgb``/``albedo`` are differentiable w.r.t. the texture (the mesh's or the
 ``texture=`` argument: this is what texture optimization uses), the vertex colours, and the vertex
-positions inside triangles (through barycentrics and normals). Visibility and the mask have no
-gradient at silhouettes (no antialiasing pass).
+positions inside triangles (through barycentrics and normals). Visibility and ``mask`` have no
+gradient at silhouettes; with ``MeshRenderer(antialias=True)`` the ``rgb`` image and the ``alpha``
+coverage are antialiased (:func:`csdkit.ops.antialias`), which blends silhouette pixels by the edge's
+sub-pixel position and so gives the vertex positions a gradient from the outline too (what shape
+optimization needs).
 """
 
 from __future__ import annotations
@@ -52,11 +55,13 @@ class MeshRenderer:
             uses analytic UV derivatives so distant, minified textures do not alias.
         texture_boundary: ``"wrap"`` (default; tiling UVs repeat), ``"clamp"`` or ``"zero"``.
         default_color: albedo of meshes without texture and vertex colours (a number or RGB).
+        antialias: antialias ``rgb`` and ``alpha`` at silhouettes (:func:`csdkit.ops.antialias`, or
+            nvdiffrast's); off by default, since it costs a pass and blurs outlines by up to half a pixel.
     """
 
     def __init__(self, resolution: int | tuple[int, int] = 512, backend: str = "auto", *,
                  texture_filter: str = "linear-mipmap-linear", texture_boundary: str = "wrap",
-                 default_color: float | Sequence[float] = 0.8) -> None:
+                 default_color: float | Sequence[float] = 0.8, antialias: bool = False) -> None:
         self.resolution = _resolution(resolution)
         check_choice("MeshRenderer", "backend", backend, BACKENDS)
         check_choice("MeshRenderer", "texture_filter", texture_filter, FILTERS)
@@ -69,12 +74,16 @@ class MeshRenderer:
             raise ValueError(f"MeshRenderer(): default_color must be a number or 3 numbers, "
                              f"got {default_color!r}")
         self.default_color = dc.expand(3).clone()
+        if not isinstance(antialias, bool):
+            raise TypeError(f"MeshRenderer(): antialias must be True or False, got {antialias!r}")
+        self.antialias = antialias
         self._backends: dict = {}
+        self._topology: tuple | None = None  # (backend name, faces, topology) of the last antialiased mesh
 
     def __repr__(self) -> str:
         h, w = self.resolution
         return (f"MeshRenderer(resolution=({h}, {w}), backend={self.backend!r}, "
-                f"texture_filter={self.texture_filter!r})")
+                f"texture_filter={self.texture_filter!r}, antialias={self.antialias})")
 
     def backend_for(self, device: torch.device | str) -> str:
         """The backend name ``render`` uses for tensors on ``device``."""
@@ -157,6 +166,8 @@ class MeshRenderer:
             * ``normal [B, H, W, 3]``: unit world-space normal, turned towards the camera (0 outside).
             * ``depth [B, H, W, 1]``: distance along the camera's viewing axis (0 outside).
             * ``mask [B, H, W, 1]``: 1 where the mesh covers the pixel centre, else 0.
+            * ``alpha [B, H, W, 1]``: coverage; ``mask`` antialiased at silhouettes (differentiable
+              w.r.t. the vertex positions there) when the renderer antialiases, else ``mask`` itself.
             * ``position [B, H, W, 3]``: world-space surface point (0 outside).
             * ``triangle_id [B, H, W]`` int64: face index, -1 outside.
             * ``uv [B, H, W, 2]``: texture coordinates (mesh convention; 0 outside), only for meshes with UVs.
@@ -164,17 +175,37 @@ class MeshRenderer:
         kwargs = {"shading": shading, "background": background, "light_dir": light_dir, "ambient": ambient,
                   "diffuse": diffuse, "generator": generator}
         if isinstance(mesh, Mesh):
-            return self._render_mesh(mesh, cameras, texture=texture, **kwargs)
-        if not isinstance(mesh, TexturedSurface):
+            out = self._render_mesh(mesh, cameras, texture=texture, **kwargs)
+        elif not isinstance(mesh, TexturedSurface):
             raise TypeError(f"{_FN}(): mesh must be a csdkit.Mesh or follow csdkit.render.TexturedSurface "
                             f"(e.g. csdkit.uv.TexturedMesh), got {type(mesh).__name__}")
-        if texture is not None:
+        elif texture is not None:
             raise ValueError(f"{_FN}(): texture= replaces a Mesh's texture; a {type(mesh).__name__} brings "
                              "its own (texture_image / texture_at_uv)")
-        surface, image = mesh, mesh.texture_image()
-        if image is not None:
-            return self._render_mesh(surface.surface_mesh, cameras, texture=image, **kwargs)
-        return self._render_field(surface, surface.surface_mesh, cameras, **kwargs)
+        else:
+            surface, image = mesh, mesh.texture_image()
+            if image is not None:
+                out = self._render_mesh(surface.surface_mesh, cameras, texture=image, **kwargs)
+            else:
+                out = self._render_field(surface, surface.surface_mesh, cameras, **kwargs)
+        backend, rast, pos, tri = out.pop("_raster")
+        if not self.antialias:
+            out["alpha"] = out["mask"]
+            return out
+        smooth = backend.antialias(torch.cat([out["rgb"], out["mask"]], dim=-1), rast, pos, tri,
+                                   self._topology_for(backend, tri))
+        out["rgb"], out["alpha"] = smooth[..., :3], smooth[..., 3:]
+        return out
+
+    def _topology_for(self, backend, tri: torch.Tensor):
+        """The backend's antialiasing topology of ``tri``, reused while the same faces are rendered."""
+        cached = self._topology
+        if cached is not None and cached[0] == backend.name and cached[1].shape == tri.shape \
+                and cached[1].device == tri.device and torch.equal(cached[1], tri):
+            return cached[2]
+        topology = backend.antialias_topology(tri)
+        self._topology = (backend.name, tri.clone(), topology)
+        return topology
 
     def _render_field(self, surface: TexturedSurface, mesh: Mesh, cameras: Cameras, **kwargs) -> dict:
         """A continuous texture field: shade with unit albedo, then put the field's colour at each pixel's UV."""
@@ -269,5 +300,6 @@ class MeshRenderer:
             "mask": mask,
             "position": position,
             "triangle_id": rast[..., 3].detach().round().long() - 1,
+            "_raster": (backend, rast, pos_r, tri),  # for the antialiasing pass in render()
         })
         return out

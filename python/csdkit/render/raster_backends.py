@@ -8,6 +8,8 @@ Both expose the same three calls with nvdiffrast's conventions, so the renderer 
   -> (out [B, H, W, C], da [B, H, W, 2C])``: attributes indexed by their own triangles (UVs with
   ``face_uv``) plus their screen-space derivatives (for mip-mapping).
 * ``texture(tex [B|1, Ht, Wt, C], uv [B, H, W, 2], uv_da, filter, boundary) -> [B, H, W, C]``
+* ``antialias_topology(tri) -> topology`` (an opaque per-mesh object) and
+  ``antialias(color [B, H, W, C], rast, pos [B, V, 4], tri, topology) -> [B, H, W, C]``
 
 nvdiffrast is used only when it is importable and the tensors are on CUDA; it is detected
 lazily (importing csdkit never imports it).
@@ -57,6 +59,12 @@ class CsdkitBackend:
     def texture(self, tex, uv, uv_da, filter, boundary):
         return ops.texture(tex, uv, filter=filter, boundary=boundary, uv_da=uv_da)
 
+    def antialias_topology(self, tri):
+        return ops.antialias_topology(tri)
+
+    def antialias(self, color, rast, pos, tri, topology):
+        return ops.antialias(color, rast, pos, tri, topology=topology)
+
 
 class NvdiffrastBackend:
     """``nvdiffrast.torch`` with a CUDA rasterizer context (float32 tensors on CUDA only)."""
@@ -96,6 +104,14 @@ class NvdiffrastBackend:
                               uv_da=None if uv_da is None else uv_da.float().contiguous(),
                               filter_mode=filter, boundary_mode=boundary)
         return out.to(uv.dtype)
+
+    def antialias_topology(self, tri):
+        return self.dr.antialias_construct_topology_hash(tri.contiguous())
+
+    def antialias(self, color, rast, pos, tri, topology):
+        out = self.dr.antialias(color.float().contiguous(), rast.float().contiguous(), pos.float().contiguous(),
+                                tri.contiguous(), topology_hash=topology)
+        return out.to(color.dtype)
 
 
 def select_backend(name: str, device: torch.device, cache: dict):

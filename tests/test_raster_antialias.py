@@ -60,6 +60,61 @@ def test_straight_edge_between_two_surfaces_blends_toward_the_front_one(device):
     torch.testing.assert_close(out[0, :, [0, 1, 2, 3, 5, 6, 7], 0], color[0, :, [0, 1, 2, 3, 5, 6, 7], 0])
 
 
+def _four_walls(lo: float = 4.45, hi: float = 4.55, size: int = 9, dtype=torch.float64):
+    """Four separate triangles covering X < lo, X > hi, Y < lo and Y > hi (screen units) of a size x size
+    image: the pixel (4, 4) in the hole has four covered neighbours, each owning the edge next to it."""
+    a, b = lo / size * 2 - 1, hi / size * 2 - 1
+    walls = [[(a, -3), (a, 3), (-3, 0)], [(b, 3), (b, -3), (3, 0)],
+             [(3, a), (-3, a), (0, -3)], [(-3, b), (3, b), (0, 3)]]
+    pos = torch.tensor([[x, y, 0.0, 1.0] for wall in walls for x, y in wall], dtype=dtype)
+    return pos, torch.arange(12, dtype=torch.int32).reshape(4, 3)
+
+
+def _two_colours(rast, inside: float, outside: float) -> torch.Tensor:
+    return torch.where(rast[..., 3:4] > 0, torch.tensor(inside, dtype=torch.float64, device=rast.device),
+                       torch.tensor(outside, dtype=torch.float64, device=rast.device))
+
+
+def test_blends_landing_on_one_pixel_stay_a_convex_combination(device):
+    # Each of the four edges around the hole pixel covers 0.45 of it: 1.8 in total, so the blends are
+    # divided by 1.8 (the pixel gets the walls' colour 0.9) instead of overshooting to 0.1 + 1.8 * 0.8.
+    pos, tri = (t.to(device) for t in _four_walls())
+    rast = rasterize(pos, tri, (9, 9))
+    assert int(rast[0, 4, 4, 3]) == 0 and bool((rast[0, 3:6, 3:6, 3].flatten()[[1, 3, 5, 7]] > 0).all())
+    color = _two_colours(rast, 0.9, 0.1)
+    p = pos.clone().requires_grad_(True)
+    out = antialias(color, rast, p, tri)
+    assert float(out[0, 4, 4, 0]) == pytest.approx(0.9, abs=1e-12)
+    assert float(out.max()) <= 0.9 + 1e-12 and float(out.min()) >= 0.1 - 1e-12
+    ref = antialias_reference(color, rast, pos[None], tri, antialias_topology(tri))
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
+    # A larger hole: 4 x 0.2 = 0.8 < 1, plain blends (0.1 + 0.8 * 0.8).
+    pos2, tri2 = (t.to(device) for t in _four_walls(4.2, 4.8))
+    rast2 = rasterize(pos2, tri2, (9, 9))
+    out2 = antialias(_two_colours(rast2, 0.9, 0.1), rast2, pos2, tri2)
+    assert float(out2[0, 4, 4, 0]) == pytest.approx(0.1 + 0.8 * 0.8, abs=1e-12)
+
+
+def test_gradients_of_normalized_blends_match_the_reference_and_gradcheck(device):
+    pos, tri = (t.to(device) for t in _four_walls(4.4, 4.65))
+    rast = rasterize(pos, tri, (9, 9))
+    color = torch.rand(1, 9, 9, 2, dtype=torch.float64, device=device)
+    cot = torch.randn(1, 9, 9, 2, dtype=torch.float64, device=device)
+    topo = antialias_topology(tri)
+    grads = []
+    for fn in (lambda c, q: antialias(c, rast, q, tri, topology=topo),
+               lambda c, q: antialias_reference(c, rast, q[None], tri, topo)):
+        c, q = color.clone().requires_grad_(True), pos.clone().requires_grad_(True)
+        (fn(c, q) * cot).sum().backward()
+        grads.append((c.grad, q.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-12, rtol=0)
+    torch.testing.assert_close(grads[0][1], grads[1][1], atol=1e-10, rtol=0)
+    assert float(grads[0][1][4:].abs().sum()) > 0  # the hole's corners move the blend
+    c, q = color.clone().requires_grad_(True), pos.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda c, q: antialias(c, rast, q, tri, topology=topo), (c, q), eps=1e-6,
+                                    atol=1e-6)
+
+
 def test_only_silhouette_pixels_change_on_a_closed_mesh(device):
     verts, faces = icosphere(2, dtype=torch.float64)
     pos = orbit_clip(verts, [10.0, -30.0], [20.0, 140.0]).to(device)

@@ -56,11 +56,12 @@ PYBIND11_MODULE(_C, m) {
   m.def("raster_antialias_forward", &raster_antialias_forward, py::arg("batch"), py::arg("pos_batch"),
         py::arg("n_vertices"), py::arg("n_channels"), py::arg("n_triangles"), py::arg("height"), py::arg("width"),
         py::arg("color"), py::arg("rast"), py::arg("pos"), py::arg("tri"), py::arg("topology"), py::arg("out"),
-        py::arg("dtype"), py::arg("device"), py::arg("stream"));
+        py::arg("weight"), py::arg("dtype"), py::arg("device"), py::arg("stream"));
   m.def("raster_antialias_backward", &raster_antialias_backward, py::arg("batch"), py::arg("pos_batch"),
         py::arg("n_vertices"), py::arg("n_channels"), py::arg("n_triangles"), py::arg("height"), py::arg("width"),
-        py::arg("color"), py::arg("rast"), py::arg("pos"), py::arg("tri"), py::arg("topology"), py::arg("d_out"),
-        py::arg("d_color"), py::arg("d_pos"), py::arg("dtype"), py::arg("device"), py::arg("stream"));
+        py::arg("color"), py::arg("rast"), py::arg("pos"), py::arg("tri"), py::arg("topology"), py::arg("out"),
+        py::arg("weight"), py::arg("d_out"), py::arg("d_color"), py::arg("d_pos"), py::arg("dtype"),
+        py::arg("device"), py::arg("stream"));
   m.def("raster_texture_forward", &raster_texture_forward, py::arg("batch"), py::arg("tex_batch"),
         py::arg("n_channels"), py::arg("height"), py::arg("width"), py::arg("level_heights"),
         py::arg("level_widths"), py::arg("levels"), py::arg("uv"), py::arg("uv_da"), py::arg("bias"),

@@ -124,29 +124,30 @@ inline csdkit::raster::AntialiasParams antialias_params(int64_t b, int64_t pb, i
 
 inline void raster_antialias_forward(int64_t b, int64_t pb, int64_t v, int64_t c, int64_t t, int h, int w,
                                      uintptr_t color, uintptr_t rast, uintptr_t pos, uintptr_t tri,
-                                     uintptr_t topology, uintptr_t out, const std::string& dtype, int device,
-                                     uintptr_t stream) {
+                                     uintptr_t topology, uintptr_t out, uintptr_t weight, const std::string& dtype,
+                                     int device, uintptr_t stream) {
   const auto p = antialias_params(b, pb, v, c, t, h, w);
   py::gil_scoped_release nogil;
   dispatch_float("raster_antialias_forward", dtype, [&](auto tag) {
     using T = decltype(tag);
     csdkit::raster::antialias_forward<T>(p, ptr<const T>(color), ptr<const T>(rast), ptr<const T>(pos),
                                          ptr<const int32_t>(tri), ptr<const int32_t>(topology), ptr<T>(out),
-                                         device_of(device, stream));
+                                         ptr<T>(weight), device_of(device, stream));
   });
 }
 
 inline void raster_antialias_backward(int64_t b, int64_t pb, int64_t v, int64_t c, int64_t t, int h, int w,
                                       uintptr_t color, uintptr_t rast, uintptr_t pos, uintptr_t tri,
-                                      uintptr_t topology, uintptr_t d_out, uintptr_t d_color, uintptr_t d_pos,
-                                      const std::string& dtype, int device, uintptr_t stream) {
+                                      uintptr_t topology, uintptr_t out, uintptr_t weight, uintptr_t d_out,
+                                      uintptr_t d_color, uintptr_t d_pos, const std::string& dtype, int device,
+                                      uintptr_t stream) {
   const auto p = antialias_params(b, pb, v, c, t, h, w);
   py::gil_scoped_release nogil;
   dispatch_float("raster_antialias_backward", dtype, [&](auto tag) {
     using T = decltype(tag);
     csdkit::raster::antialias_backward<T>(p, ptr<const T>(color), ptr<const T>(rast), ptr<const T>(pos),
-                                          ptr<const int32_t>(tri), ptr<const int32_t>(topology),
-                                          ptr<const T>(d_out), ptr<T>(d_color), ptr<T>(d_pos),
+                                          ptr<const int32_t>(tri), ptr<const int32_t>(topology), ptr<const T>(out),
+                                          ptr<const T>(weight), ptr<const T>(d_out), ptr<T>(d_color), ptr<T>(d_pos),
                                           device_of(device, stream));
   });
 }

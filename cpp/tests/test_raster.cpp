@@ -156,13 +156,13 @@ CSDKIT_TEST(raster_antialias_gives_the_covered_fraction_of_a_straight_edge) {
   const std::vector<int32_t> topology = {-1, -1, 1, 0, -1, -1};  // the diagonal (0, 2) is shared
   raster::Params rp;
   rp.n_vertices = 4, rp.n_triangles = 2, rp.height = H, rp.width = W;
-  std::vector<double> rast(H * W * 4), color(H * W), out(H * W);
+  std::vector<double> rast(H * W * 4), color(H * W), out(H * W), weight(H * W);
   raster::rasterize<double>(rp, pos.data(), tri.data(), rast.data());
   for (int i = 0; i < H * W; ++i) color[i] = rast[i * 4 + 3] > 0 ? 1.0 : 0.0;
   raster::AntialiasParams p;
   p.n_vertices = 4, p.n_channels = 1, p.n_triangles = 2, p.height = H, p.width = W;
   raster::antialias_forward<double>(p, color.data(), rast.data(), pos.data(), tri.data(), topology.data(),
-                                    out.data());
+                                    out.data(), weight.data());
   int fails = 0;
   for (int y = 0; y < H; ++y)
     for (int x = 0; x < W; ++x) {
@@ -171,7 +171,7 @@ CSDKIT_TEST(raster_antialias_gives_the_covered_fraction_of_a_straight_edge) {
     }
   std::vector<double> d_out(H * W, 1.0), d_color(H * W), d_pos(16, 0.0);
   raster::antialias_backward<double>(p, color.data(), rast.data(), pos.data(), tri.data(), topology.data(),
-                                     d_out.data(), d_color.data(), d_pos.data());
+                                     out.data(), weight.data(), d_out.data(), d_color.data(), d_pos.data());
   // d(sum out)/d(x) of the two right vertices: 8 rows x dX/dx (= W / 2) = 32 in total.
   fails += csdkit_tests::expect_near(d_pos[4 * 1 + 0] + d_pos[4 * 2 + 0], 8.0 * W / 2, 1e-9, "edge gradient");
   fails += csdkit_tests::expect_near(d_pos[0], 0.0, 1e-12, "left vertices get no gradient");

@@ -9,6 +9,7 @@
 // as if each pixel were a unit box along the segment:
 //   s >= 1/2: t reaches into o's box by a = s - 1/2:   out[o] += a * (c[f] - c[o])
 //   s <  1/2: t leaves f's box uncovered by a = 1/2 - s: out[f] += a * (c[o] - c[f])
+// (when the blends landing on one pixel add up to more than 1, they are divided by their total).
 // Both branches give d out / d s = (c[f] - c[o]) on the blended pixel, and s is a smooth function of
 // the edge's two clip-space vertices, so position gradients flow across silhouettes.
 //
@@ -165,28 +166,37 @@ CSDKIT_HD bool neighbour_pair(int64_t i, int k, int width, int height, int64_t* 
   }
 }
 
-// out[i] = color[i] + the blends of i's pairs that land on i.
+// out[i] = color[i] + sum_j a_j (color[source_j] - color[i]) / max(1, sum_j a_j) over the pairs j of pixel i
+// whose blend lands on i, and weight[i] = sum_j a_j. Up to four pairs can land on one pixel (a thin gap or
+// sliver): dividing by the total keeps the result a convex combination of the inputs.
 template <typename T>
 CSDKIT_HD void antialias_pixel(const AntialiasParams& p, const T* color, const T* rast, const T* pos,
-                               const int32_t* tri, const int32_t* topology, int64_t i, T* out) {
+                               const int32_t* tri, const int32_t* topology, int64_t i, T* out, T* weight) {
   const int64_t C = p.n_channels;
-  for (int64_t c = 0; c < C; ++c) out[c] = color[i * C + c];
+  for (int64_t c = 0; c < C; ++c) out[c] = T(0);
+  T total = T(0);
   for (int k = 0; k < 4; ++k) {
     int64_t p0, p1, x0, y0;
     int axis;
     if (!neighbour_pair(i, k, p.width, p.height, &p0, &p1, &axis, &x0, &y0)) continue;
     const AntialiasPair<T> r = antialias_pair(p, rast, pos, tri, topology, p0, p1, axis, x0, y0);
     if (!r.hit || r.target != i) continue;
+    total += r.alpha;
     for (int64_t c = 0; c < C; ++c) out[c] += r.alpha * (color[r.source * C + c] - color[i * C + c]);
   }
+  const T scale = total > T(1) ? T(1) / total : T(1);
+  for (int64_t c = 0; c < C; ++c) out[c] = color[i * C + c] + out[c] * scale;
+  *weight = total;
 }
 
-// Gradient of pixel i: d_color[i] (overwritten) from every pair i belongs to; for the pairs where i is
-// p0 (right and down), d L / d s is passed to add_pos(vertex, ds[3], dL_ds) for both edge vertices.
+// Gradient of pixel i, from the forward's `out` and `weight`: d_color[i] (overwritten) from every pair i
+// belongs to; for the pairs where i is p0 (right and down), d L / d s is passed to add_pos(vertex, ds[3],
+// dL_ds) for both edge vertices.
 template <typename T, typename AddPos>
 CSDKIT_HD void antialias_pixel_backward(const AntialiasParams& p, const T* color, const T* rast, const T* pos,
-                                        const int32_t* tri, const int32_t* topology, const T* d_out, int64_t i,
-                                        T* d_color, AddPos& add_pos) {
+                                        const int32_t* tri, const int32_t* topology, const T* out,
+                                        const T* weight, const T* d_out, int64_t i, T* d_color,
+                                        AddPos& add_pos) {
   const int64_t C = p.n_channels;
   if (d_color)
     for (int64_t c = 0; c < C; ++c) d_color[i * C + c] = d_out[i * C + c];
@@ -196,17 +206,24 @@ CSDKIT_HD void antialias_pixel_backward(const AntialiasParams& p, const T* color
     if (!neighbour_pair(i, k, p.width, p.height, &p0, &p1, &axis, &x0, &y0)) continue;
     const AntialiasPair<T> r = antialias_pair(p, rast, pos, tri, topology, p0, p1, axis, x0, y0);
     if (!r.hit) continue;
+    const int64_t m = r.target, n = r.source;
+    const T total = weight[m];
+    const bool normalized = total > T(1);
+    const T scale = normalized ? T(1) / total : T(1);
     if (d_color) {
-      if (r.target == i) {
-        for (int64_t c = 0; c < C; ++c) d_color[i * C + c] -= r.alpha * d_out[i * C + c];
-      } else if (r.source == i) {
-        for (int64_t c = 0; c < C; ++c) d_color[i * C + c] += r.alpha * d_out[r.target * C + c];
+      if (m == i) {
+        for (int64_t c = 0; c < C; ++c) d_color[i * C + c] -= scale * r.alpha * d_out[i * C + c];
+      } else {
+        for (int64_t c = 0; c < C; ++c) d_color[i * C + c] += scale * r.alpha * d_out[m * C + c];
       }
     }
     if (k == 1 || k == 3) {
-      T dl_ds = T(0);
+      // d out[m] / d alpha = (c[n] - c[m]), or (c[n] - out[m]) / total once the blends are normalized.
+      T dl_da = T(0);
       for (int64_t c = 0; c < C; ++c)
-        dl_ds += d_out[r.target * C + c] * (color[r.front * C + c] - color[r.other * C + c]);
+        dl_da += d_out[m * C + c] * (normalized ? (color[n * C + c] - out[m * C + c]) * scale
+                                                : color[n * C + c] - color[m * C + c]);
+      const T dl_ds = m == r.other ? dl_da : -dl_da;  // alpha = s - 1/2 on the other pixel, 1/2 - s on the front
       if (dl_ds != T(0)) {
         add_pos(r.va, r.ds_a, dl_ds);
         add_pos(r.vb, r.ds_b, dl_ds);
@@ -216,25 +233,27 @@ CSDKIT_HD void antialias_pixel_backward(const AntialiasParams& p, const T* color
 }
 
 // ---- kernels ------------------------------------------------------------------------------------
-// color / out / d_out / d_color [B, H, W, C], rast [B, H, W, 4], pos / d_pos [pos_batch, V, 4],
-// tri / topology [T, 3] int32 (topology[t, k]: the triangle across edge (tri[t, k], tri[t, k + 1 mod 3]),
-// -1 for a boundary or non-manifold edge). d_color is overwritten, d_pos accumulated into (+=); pass
-// nullptr for a gradient that is not needed.
+// color / out / d_out / d_color [B, H, W, C], weight [B, H, W] (the forward's per-pixel blend total, which
+// the backward reads with `out`), rast [B, H, W, 4], pos / d_pos [pos_batch, V, 4], tri / topology [T, 3]
+// int32 (topology[t, k]: the triangle across edge (tri[t, k], tri[t, k + 1 mod 3]), -1 for a boundary or
+// non-manifold edge). d_color is overwritten, d_pos accumulated into (+=); pass nullptr for a gradient that
+// is not needed.
 
 template <typename T>
 void antialias_forward(const AntialiasParams& p, const T* color, const T* rast, const T* pos, const int32_t* tri,
-                       const int32_t* topology, T* out, Device dev = {});
+                       const int32_t* topology, T* out, T* weight, Device dev = {});
 template <typename T>
 void antialias_backward(const AntialiasParams& p, const T* color, const T* rast, const T* pos, const int32_t* tri,
-                        const int32_t* topology, const T* d_out, T* d_color, T* d_pos, Device dev = {});
+                        const int32_t* topology, const T* out, const T* weight, const T* d_out, T* d_color,
+                        T* d_pos, Device dev = {});
 
 template <typename T>
 void antialias_forward_cuda(const AntialiasParams& p, const T* color, const T* rast, const T* pos, const int32_t* tri,
-                            const int32_t* topology, T* out, Device dev);
+                            const int32_t* topology, T* out, T* weight, Device dev);
 template <typename T>
 void antialias_backward_cuda(const AntialiasParams& p, const T* color, const T* rast, const T* pos,
-                             const int32_t* tri, const int32_t* topology, const T* d_out, T* d_color, T* d_pos,
-                             Device dev);
+                             const int32_t* tri, const int32_t* topology, const T* out, const T* weight,
+                             const T* d_out, T* d_color, T* d_pos, Device dev);
 
 }  // namespace raster
 }  // namespace csdkit

@@ -43,20 +43,22 @@ class _Antialias(torch.autograd.Function):
     def forward(ctx, color, rast, pos, tri, topology):
         b, h, w, c = color.shape
         out = torch.empty_like(color)
+        weight = color.new_empty(b, h, w)
         device, stream = _native.device_args(color)
         _native.native().raster_antialias_forward(
             b, pos.shape[0], pos.shape[1], c, tri.shape[0], h, w, _native.data_ptr(_FN, "color", color),
             _native.data_ptr(_FN, "rast", rast), _native.data_ptr(_FN, "pos_clip", pos),
             _native.data_ptr(_FN, "tri", tri), _native.data_ptr(_FN, "topology", topology),
-            _native.data_ptr(_FN, "out", out), _native.dtype_name(color.dtype), device, stream,
+            _native.data_ptr(_FN, "out", out), _native.data_ptr(_FN, "weight", weight),
+            _native.dtype_name(color.dtype), device, stream,
         )
-        ctx.save_for_backward(color, rast, pos, tri, topology)
+        ctx.save_for_backward(color, rast, pos, tri, topology, out, weight)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_out):
-        color, rast, pos, tri, topology = ctx.saved_tensors
+        color, rast, pos, tri, topology, out, weight = ctx.saved_tensors
         need_color, need_pos = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
         if not (need_color or need_pos):
             return None, None, None, None, None
@@ -69,6 +71,7 @@ class _Antialias(torch.autograd.Function):
             b, pos.shape[0], pos.shape[1], c, tri.shape[0], h, w, _native.data_ptr(_FN, "color", color),
             _native.data_ptr(_FN, "rast", rast), _native.data_ptr(_FN, "pos_clip", pos),
             _native.data_ptr(_FN, "tri", tri), _native.data_ptr(_FN, "topology", topology),
+            _native.data_ptr(_FN, "out", out), _native.data_ptr(_FN, "weight", weight),
             _native.data_ptr(_FN, "d_out", d_out), _native.data_ptr(_FN, "d_color", d_color),
             _native.data_ptr(_FN, "d_pos", d_pos), _native.dtype_name(color.dtype), device, stream,
         )
@@ -93,8 +96,10 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos_clip: torch.Tensor, t
     segment crosses a silhouette edge of the front pixel's triangle (a boundary edge, or one whose
     neighbour faces the other way on screen) is blended by the edge's distance from the pixel centres,
     as if each pixel were a unit box: a straight edge then gives each straddling pixel exactly its
-    covered fraction along the pair's axis. Pixels away from silhouettes are returned unchanged. Same
-    semantics as ``nvdiffrast.torch.antialias`` (topology from :func:`antialias_topology`).
+    covered fraction along the pair's axis. When the blends landing on one pixel (up to four, at thin
+    gaps and slivers) add up to more than 1 they are divided by their total, so every output pixel is a
+    convex combination of input pixels. Pixels away from silhouettes are returned unchanged. The same
+    idea as ``nvdiffrast.torch.antialias`` (topology from :func:`antialias_topology`).
 
     Args:
         color: ``[B, H, W, C]`` float32 / float64 image to antialias, usually the shaded colour composited

@@ -96,6 +96,8 @@ class MeshStageConfig:
         guidance_preset, guidance: the guidance preset and its overrides.
         min_component_fraction: floaters smaller than this fraction of the largest part are dropped.
         max_faces: the mesh is decimated to this many faces before texturing when it has more.
+        antialias: antialias the renders at silhouettes (:func:`csdkit.ops.antialias`), so the outline
+            gives the SDF and the deformation a gradient; without it only shading moves the surface.
     """
 
     steps: int
@@ -115,6 +117,7 @@ class MeshStageConfig:
     guidance: dict
     min_component_fraction: float = 0.05
     max_faces: int = 60000
+    antialias: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

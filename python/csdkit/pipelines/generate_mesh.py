@@ -4,7 +4,8 @@ Wiring::
 
     DMTet (SDF + deformation on a tet grid, SDF from the NeRF's density, threshold by Otsu)
         ->  extract() (differentiable marching tetrahedra)  ->  vertex colours from the NeRF's albedo field
-        ->  MeshRenderer (random views; lambertian / textureless / normal renders)
+        ->  MeshRenderer (random views; lambertian / textureless / normal renders, antialiased so
+            silhouettes pass gradients to the SDF and the deformation)
         ->  CSD  +  normal-consistency / Laplacian / SDF-entropy regularizers  ->  Adam, in the Trainer
 
 The colour field is the NeRF itself (its hash grid and albedo MLP queried at the mesh vertices and
@@ -63,7 +64,7 @@ class MeshStage:
         self.dmtet = DMTet(cfg.tet_resolution, radius=volume.radius).to(device)
         self.threshold = self.dmtet.init_from_volume(volume)
         self._smooth_sdf_from_volume()
-        self.renderer = MeshRenderer(cfg.resolution)
+        self.renderer = MeshRenderer(cfg.resolution, antialias=cfg.antialias)
         self.guidance = guidance_preset(cfg.guidance_preset, prior, prompt, **cfg.guidance)
         self.views = MeshViews(tuple(cfg.distance_range), tuple(cfg.fov_range), device)
         color_params = list(volume.encoding.parameters()) + list(volume.albedo_net.parameters())

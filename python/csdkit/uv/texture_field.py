@@ -13,9 +13,10 @@ All return textures as ``[S, S, 3]`` float32 in [0, 1], row 0 at the top (the v 
 Initial state (:func:`make_texture_field`): a uniform ``init_color``, or an ``init_image``
 ``[S, S, 3]`` that the pyramid and texel fields reproduce exactly (up to the logit clamp of
 ``[1e-3, 1 - 1e-3]``): pyramid = ``logit(image)`` in the finest level and zeros in the coarser ones,
-texels = ``logit(image)``. The hash-grid field is a smooth function of UV that cannot hold an
-arbitrary image without fitting, so from an ``init_image`` it starts from the image's *mean* colour
-(head bias ``logit(mean)``) instead.
+texels = ``logit(image)``. The hash-grid field is a function of UV, not a texel array, so it is
+*fitted* to an ``init_image`` (:meth:`HashGridTexture.fit_image`: Adam on the squared error at random
+texel centres, from the image's mean colour, deterministic); the start then matches the image up to
+the field's resolution (``fit_image`` returns the remaining mean absolute error).
 """
 
 from __future__ import annotations
@@ -89,6 +90,33 @@ class HashGridTexture(nn.Module):
             self.head.weight.mul_(0.1)
             self.head.bias.copy_(torch.logit(init_color.clamp(1e-3, 1 - 1e-3)))
 
+    def fit_image(self, image: torch.Tensor, steps: int = 300, batch: int = 2**15, lr: float = 0.02,
+                  seed: int = 0) -> float:
+        """Fit the field to ``image`` (``[S, S, 3]`` float in [0, 1], row 0 = the v = 1 edge) in place.
+
+        Adam on the mean squared colour error at ``batch`` random texel centres per step (a seeded
+        generator: the same image gives the same field). Returns the mean absolute error over all texels
+        afterwards.
+        """
+        device = self.head.weight.device
+        target = image.to(device, torch.float32).reshape(-1, 3)
+        s = self.size
+        c = (torch.arange(s, dtype=torch.float32, device=device) + 0.5) / s
+        v, u = torch.meshgrid(1.0 - c, c, indexing="ij")
+        uv = torch.stack([u, v], dim=-1).reshape(-1, 2)
+        with torch.no_grad():
+            self.head.bias.copy_(torch.logit(target.mean(0).clamp(1e-3, 1 - 1e-3)))
+        optimizer = torch.optim.Adam(self.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-15)
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(steps):
+            idx = torch.randint(0, uv.shape[0], (min(batch, uv.shape[0]),), generator=generator).to(device)
+            loss = ((self.colors(uv[idx]) - target[idx]) ** 2).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            return float((self.forward().reshape(-1, 3) - target).abs().mean())
+
     def colors(self, uv: torch.Tensor) -> torch.Tensor:
         """``uv [..., 2]`` (origin bottom-left) -> colours ``[..., 3]`` in [0, 1]."""
         flat = uv.reshape(-1, 2).clamp(0, 1).contiguous()
@@ -127,7 +155,7 @@ def make_texture_field(parametrization: str, size: int, init_color=0.5, *,
         init_color: uniform initial colour, a grey level or RGB in [0, 1] (ignored with ``init_image``).
         init_image: optional ``[S, S, 3]`` float tensor in [0, 1] (any float dtype and device; row 0 =
             the v = 1 edge, like the textures) the field starts from: exactly for ``"pyramid"`` and
-            ``"texels"``, from its mean colour for ``"hashgrid"``.
+            ``"texels"``, fitted (:meth:`HashGridTexture.fit_image`) for ``"hashgrid"``.
 
     Returns:
         The module (on the CPU); calling it gives the texture ``[S, S, 3]`` float32 in [0, 1].
@@ -146,4 +174,7 @@ def make_texture_field(parametrization: str, size: int, init_color=0.5, *,
         return PyramidTexture(size, color, init_image=image)
     if parametrization == "texels":
         return TexelTexture(size, color, init_image=image)
-    return HashGridTexture(size, color)
+    field = HashGridTexture(size, color)
+    if image is not None:
+        field.fit_image(image)
+    return field

@@ -6,6 +6,8 @@ segment between their centres crosses at most one edge of ``f``'s triangle. When
 silhouette edge (``topology`` says it has no neighbour, or its neighbour faces the other way in screen
 space) at distance ``s`` in ``[0, 1]`` from ``f``'s centre, the pair is blended as unit boxes:
 ``s >= 1/2``: ``out[o] += (s - 1/2) (c[f] - c[o])``; ``s < 1/2``: ``out[f] += (1/2 - s) (c[o] - c[f])``.
+The blends landing on one pixel are summed; when their weights add up to more than 1 the sum is divided by
+the total weight (a convex combination).
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def antialias_reference(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tens
     batch = torch.arange(b, device=rast.device)
     ids = rast[..., 3].detach().round().long()
     tri_id = torch.where((ids >= 1) & (ids <= n_tri), ids - 1, torch.full_like(ids, -1))
-    out = color
+    delta = torch.zeros_like(color)
+    total = torch.zeros_like(color[..., :1])
     for axis in (0, 1):
         if (w if axis == 0 else h) < 2:
             continue
@@ -125,7 +128,11 @@ def antialias_reference(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tens
         zero = torch.zeros_like(c0)
         d1 = torch.where(target_p1[..., None], alpha * (c0 - c1), zero)
         d0 = torch.where(target_p0[..., None], alpha * (c1 - c0), zero)
+        a1 = torch.where(target_p1[..., None], alpha, torch.zeros_like(alpha))
+        a0 = torch.where(target_p0[..., None], alpha, torch.zeros_like(alpha))
         pad0 = (0, 0, 0, 1) if axis == 0 else (0, 0, 0, 0, 0, 1)
         pad1 = (0, 0, 1, 0) if axis == 0 else (0, 0, 0, 0, 1, 0)
-        out = out + torch.nn.functional.pad(d0, pad0) + torch.nn.functional.pad(d1, pad1)
-    return out
+        pad = torch.nn.functional.pad
+        delta = delta + pad(d0, pad0) + pad(d1, pad1)
+        total = total + pad(a0, pad0) + pad(a1, pad1)
+    return color + delta / total.clamp(min=1.0)

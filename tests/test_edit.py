@@ -233,7 +233,8 @@ def test_cli_obj_input_and_texture_run_directory(capsys, tmp_path, red_sphere, r
     shutil.copy(red_glb, run / "textured.glb")
     code, err = _cli(capsys, run, "a green sphere", "--steps", 1, "--out", tmp_path / "t")
     assert code == 0, err
-    assert json.loads((tmp_path / "t" / "config.json").read_text())["input"] == str(run / "textured.glb")
+    cfg = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert cfg["input"] == str(run / "textured.glb") and cfg["stage"] is None  # no generate run: no stage
     code, err = _cli(capsys, tmp_path / "in", "a green sphere", "--out", tmp_path / "x")
     assert code == 2 and "not a csdkit texture or edit run" in err
 
@@ -274,3 +275,76 @@ def test_generate_run_dir_edits_its_dmtet(prior, tmp_path):
     (run / "mesh" / "dmtet.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable csdkit DMTet"):
         resolve_input(run)
+
+
+def _generate_run(path, *, dmtet: bool, nerf: bool):
+    """A fake ``csdkit generate`` run directory with a small DMTet and / or NeRF (what the stages save)."""
+    import dataclasses
+
+    from csdkit.pipelines.generate_config import MINI_GENERATE
+    from csdkit.pipelines.generate_mesh import save_dmtet
+    from csdkit.pipelines.generate_nerf import build_volume, save_volume
+
+    (path / "mesh").mkdir(parents=True)
+    (path / "nerf").mkdir()
+    (path / "config.json").write_text(json.dumps({"job": "generate"}))
+    if dmtet:
+        save_dmtet(csdkit.DMTet(resolution=16, radius=1.0), 10.0, path / "mesh" / "dmtet.pt")
+    if nerf:
+        cfg = dataclasses.replace(MINI_GENERATE.nerf, n_levels=4, log2_hashmap_size=12, hidden_dim=16)
+        save_volume(build_volume(cfg, torch.device("cpu")), cfg, path / "nerf" / "volume.pt")
+    return path
+
+
+def test_generate_run_stage_choice(tmp_path, red_glb):
+    from csdkit.pipelines.edit import resolve_input
+
+    both = _generate_run(tmp_path / "both", dmtet=True, nerf=True)
+    assert isinstance(resolve_input(both)[0], csdkit.DMTet)  # auto: the mesh stage's DMTet when there is one
+    obj, source = resolve_input(both, stage="nerf")
+    assert isinstance(obj, csdkit.ImplicitVolume) and source == str(both / "nerf" / "volume.pt")
+    obj, source = resolve_input(both, stage="mesh")
+    assert isinstance(obj, csdkit.DMTet) and source == str(both / "mesh" / "dmtet.pt")
+    nerf_only = _generate_run(tmp_path / "nerf-only", dmtet=False, nerf=True)
+    assert isinstance(resolve_input(nerf_only, stage="auto")[0], csdkit.ImplicitVolume)
+    with pytest.raises(ValueError, match=r"stage='mesh' needs .*dmtet\.pt.*missing; it has the NeRF .*volume\.pt"):
+        resolve_input(nerf_only, stage="mesh")
+    mesh_only = _generate_run(tmp_path / "mesh-only", dmtet=True, nerf=False)
+    with pytest.raises(ValueError, match=r"stage='nerf' needs .*volume\.pt.*missing; it has the mesh stage's DMTet"):
+        resolve_input(mesh_only, stage="nerf")
+    empty = _generate_run(tmp_path / "empty", dmtet=False, nerf=False)
+    with pytest.raises(ValueError, match="no stage has finished"):
+        resolve_input(empty, stage="mesh")
+    for stage in ("mesh", "nerf"):  # not a generate run: only "auto"
+        for asset in (red_glb, csdkit.DMTet(resolution=8)):
+            with pytest.raises(ValueError, match=rf"stage='{stage}' applies only to a csdkit generate run "
+                                                 r"directory; the input .* is not one"):
+                resolve_input(asset, stage=stage)
+    for bad in ("NeRF", "dmtet", "", None, 1):
+        with pytest.raises(ValueError, match=r"stage must be one of \('auto', 'nerf', 'mesh'\)"):
+            resolve_input(both, stage=bad)
+    with pytest.raises(ValueError, match="stage must be one of"):  # before any model loads or file is written
+        edit(both, "a blue sphere", stage="meshes", out_dir=tmp_path / "never", progress=False, quiet=True)
+    assert not (tmp_path / "never").exists()
+
+
+def test_generate_run_stage_is_recorded_and_resumed(prior, capsys, tmp_path):
+    run = _generate_run(tmp_path / "gen", dmtet=True, nerf=True)
+    result = edit(run, "a blue sphere", stage="nerf", steps=1, prior=prior, batch_size=1, volume_samples=16,
+                  volume_resolution=16, out_dir=tmp_path / "n", progress=False, quiet=True)
+    assert result.kind == "shape" and isinstance(result.asset, csdkit.ImplicitVolume)
+    assert (tmp_path / "n" / "edited_volume.pt").exists() and not (tmp_path / "n" / "edited_dmtet.pt").exists()
+    cfg = json.loads((tmp_path / "n" / "config.json").read_text())
+    assert cfg["stage"] == "nerf" and cfg["input"] == str(run / "nerf" / "volume.pt") and cfg["asset"] == str(run)
+    # CLI: auto picks the DMTet and records "mesh"; --resume re-opens the generate run with that stage
+    code, err = _cli(capsys, run, "a blue sphere", "--steps", 2, "--out", tmp_path / "m")
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["stage"] == "mesh" and cfg["input"] == str(run / "mesh" / "dmtet.pt")
+    code, err = _cli(capsys, "--resume", "--out", tmp_path / "m")
+    assert code == 0, err
+    # a bad --stage is one line naming the allowed values; a stage for an input that is no generate run
+    code, err = _cli(capsys, run, "a blue sphere", "--stage", "both", "--out", tmp_path / "x")
+    assert code == 2 and "--stage must be one of auto, nerf, mesh, got 'both'" in err and len(err.splitlines()) == 1
+    code, err = _cli(capsys, tmp_path / "m" / "edited.glb", "a blue sphere", "--stage", "mesh", "--out", tmp_path / "y")
+    assert code == 2 and "stage='mesh'" in err and "edited.glb is not one" in err, err

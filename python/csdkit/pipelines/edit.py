@@ -45,6 +45,8 @@ _FN = "edit"
 #: and with Stable Diffusion.
 MINI_STEPS, SD_STEPS = 150, 1000
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off")
+#: What of a ``csdkit generate`` run directory an edit takes (``edit(stage=...)``, ``csdkit edit --stage``).
+STAGES = ("auto", "nerf", "mesh")
 
 
 def _run_job(folder: Path) -> str | None:
@@ -55,46 +57,83 @@ def _run_job(folder: Path) -> str | None:
         return None
 
 
-def resolve_input(asset: Any) -> tuple[Any, str]:
+def check_stage(stage: Any) -> str:
+    """``stage`` itself when it is one of :data:`STAGES` (ValueError listing them otherwise)."""
+    if not isinstance(stage, str) or stage not in STAGES:
+        raise ValueError(f"{_FN}(): stage must be one of {STAGES}, got {stage!r}")
+    return stage
+
+
+def resolve_input(asset: Any, stage: str = "auto") -> tuple[Any, str]:
     """The asset to edit and a description of where it came from.
 
     Accepts a :class:`~csdkit.Mesh`, :class:`~csdkit.TexturedMesh` or implicit volume as is; a mesh
     file (GLB/GLTF, OBJ+MTL+PNG, PLY, STL, OFF); or the run directory of ``csdkit texture``
-    (its ``textured.glb``), of ``csdkit edit`` (its ``edited.glb``, to chain edits) or of ``csdkit generate``
-    (its mesh stage's DMTet ``mesh/dmtet.pt``: a shape edit, rendered with the mean of ``mesh/mesh.pt``'s
-    vertex colours; without it, its saved NeRF ``nerf/volume.pt``: a shape + appearance edit).
+    (its ``textured.glb``), of ``csdkit edit`` (its ``edited.glb``, to chain edits) or of ``csdkit generate``.
+    Of a generate run, ``stage`` picks what is edited: ``"mesh"`` its mesh stage's DMTet ``mesh/dmtet.pt``
+    (a shape edit, rendered with the mean of ``mesh/mesh.pt``'s vertex colours), ``"nerf"`` its saved NeRF
+    ``nerf/volume.pt`` (a shape + appearance edit), ``"auto"`` the DMTet when there is one, else the NeRF.
 
     Raises:
-        ValueError: a missing path, a folder that is no csdkit run, an unsupported file type.
+        ValueError: a missing path, a folder that is no csdkit run, an unsupported file type, a bad
+            ``stage``, a ``stage`` other than ``"auto"`` for an input that is no generate run, a generate
+            run without the file its ``stage`` needs.
     """
+    obj, source, _ = _resolve(asset, stage)
+    return obj, source
+
+
+def _resolve(asset: Any, stage: str) -> tuple[Any, str, str | None]:
+    """:func:`resolve_input` plus the generate-run stage edited (``"mesh"`` / ``"nerf"``; None for other inputs)."""
+    check_stage(stage)
     if isinstance(asset, (Mesh, TexturedMesh, DMTet)) or (isinstance(asset, nn.Module) and hasattr(asset, "density")):
-        return asset, f"<in-memory {type(asset).__name__}>"
+        _no_stage(stage, f"<in-memory {type(asset).__name__}>")
+        return asset, f"<in-memory {type(asset).__name__}>", None
     if not isinstance(asset, (str, Path)):
         raise TypeError(f"{_FN}(): asset must be a csdkit.Mesh, TexturedMesh, ImplicitVolume or a path, got "
                         f"{type(asset).__name__}")
     path = Path(asset)
     if not path.exists():
         raise ValueError(f"input not found: {path}")
+    if path.is_dir() and _run_job(path) == "generate":
+        return _resolve_generate_run(path, stage)
+    _no_stage(stage, str(path))
     if path.is_dir():
-        if _run_job(path) == "generate":
-            dmtet_file = path / "mesh" / DMTET_FILE
-            if dmtet_file.exists():  # a finished mesh stage: a shape edit of its refined DMTet
-                return load_dmtet(dmtet_file, torch.device("cpu")), str(dmtet_file)
-            # a generation run without a saved DMTet: edit its saved NeRF (shape and appearance)
-            volume_file = path / "nerf" / VOLUME_FILE
-            if not volume_file.exists():
-                raise ValueError(f"input {path} is a csdkit generate run whose nerf stage has not finished "
-                                 f"({volume_file} is missing)")
-            return load_volume(volume_file, torch.device("cpu")), str(volume_file)
         for name in ("textured.glb", "edited.glb", "textured.obj", "edited.obj"):
             if (path / name).exists():
-                return load_mesh(path / name), str(path / name)
+                return load_mesh(path / name), str(path / name), None
         raise ValueError(f"input folder {path} is not a csdkit texture or edit run (no textured.glb / "
                          "edited.glb in it)")
     if path.suffix.lower() not in MESH_SUFFIXES:
         raise ValueError(f"input {path} has an unsupported type {path.suffix or '(no suffix)'}; expected a "
                          f"mesh file ({', '.join(MESH_SUFFIXES)}) or a csdkit run directory")
-    return load_mesh(path), str(path)
+    return load_mesh(path), str(path), None
+
+
+def _no_stage(stage: str, source: str) -> None:
+    if stage != "auto":
+        raise ValueError(f"{_FN}(): stage={stage!r} applies only to a csdkit generate run directory; the input "
+                         f"{source} is not one (use stage='auto')")
+
+
+def _resolve_generate_run(path: Path, stage: str) -> tuple[Any, str, str]:
+    """The DMTet or NeRF of the generate run in ``path`` that ``stage`` picks."""
+    dmtet_file, volume_file = path / "mesh" / DMTET_FILE, path / "nerf" / VOLUME_FILE
+    if stage == "mesh" or (stage == "auto" and dmtet_file.exists()):
+        if not dmtet_file.exists():
+            there = f"it has the NeRF {volume_file} (stage='nerf' edits it)" if volume_file.exists() else \
+                f"it has no NeRF {volume_file} either (no stage has finished)"
+            raise ValueError(f"{_FN}(): stage='mesh' needs the mesh stage's DMTet {dmtet_file}, which is missing; "
+                             f"{there}")
+        return load_dmtet(dmtet_file, torch.device("cpu")), str(dmtet_file), "mesh"
+    if not volume_file.exists():
+        if stage == "nerf":
+            there = f"it has the mesh stage's DMTet {dmtet_file} (stage='mesh' edits it)" if dmtet_file.exists() \
+                else f"it has no DMTet {dmtet_file} either (no stage has finished)"
+            raise ValueError(f"{_FN}(): stage='nerf' needs the NeRF {volume_file}, which is missing; {there}")
+        raise ValueError(f"input {path} is a csdkit generate run whose nerf stage has not finished "
+                         f"({volume_file} is missing)")
+    return load_volume(volume_file, torch.device("cpu")), str(volume_file), "nerf"
 
 
 def _stage_mean_color(mesh_pt: Path) -> tuple[float, float, float]:
@@ -113,14 +152,16 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
          prior: DiffusionPrior | str | None = None, steps: int | None = None, seed: int = 0,
          out_dir: str | Path | None = None, resume: bool = False, device: str | torch.device | None = "auto",
          progress: bool = True, init_color: float | tuple[float, float, float] | None = None,
-         texture_size: int = 512, up: str = "+y", front: str = "+z", formats: tuple[str, ...] = ("glb", "obj"),
-         callback: Callable[[int, dict[str, float]], None] | None = None, quiet: bool = False,
+         texture_size: int = 512, stage: str = "auto", up: str = "+y", front: str = "+z",
+         formats: tuple[str, ...] = ("glb", "obj"), callback: Callable[[int, dict[str, float]], None] | None = None,
+         quiet: bool = False,
          **editor_kwargs: Any) -> EditResult:
     """Edit ``asset`` toward ``target_prompt`` (away from ``source_prompt``).
 
     Args:
-        asset: a textured mesh file, a ``csdkit texture``/``csdkit edit`` run directory, a
-            :class:`~csdkit.Mesh`, :class:`~csdkit.TexturedMesh` or :class:`~csdkit.ImplicitVolume`.
+        asset: a textured mesh file, a ``csdkit texture``/``csdkit edit``/``csdkit generate`` run directory,
+            a :class:`~csdkit.Mesh`, :class:`~csdkit.TexturedMesh`, :class:`~csdkit.ImplicitVolume` or
+            :class:`~csdkit.DMTet`.
         target_prompt: what the asset should look like.
         source_prompt: what it looks like now (the negative prompt); None: plain CSD.
         fidelity: the alignment / fidelity knob (see :class:`csdkit.Editor` and ``docs/editing.md``).
@@ -135,6 +176,10 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
         progress: progress bar.
         init_color: start an untextured mesh from this flat colour (else it is an error).
         texture_size: texture side for an untextured / vertex-coloured input.
+        stage: of a ``csdkit generate`` run directory, ``"mesh"`` edits its DMTet ``mesh/dmtet.pt``,
+            ``"nerf"`` its NeRF ``nerf/volume.pt``, ``"auto"`` (default) the DMTet if there is one, else
+            the NeRF. Any other input takes only ``"auto"``. Recorded in config.json as the stage edited
+            (None for inputs that are no generate run).
         up, front: the input's up and front axes (camera frame only).
         formats: exported mesh formats, from ``"glb"`` and ``"obj"``.
         callback: ``callback(step, info)`` after every step.
@@ -145,11 +190,12 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
         :class:`~csdkit.editing.EditResult` with ``files`` (``glb``, ``obj``, ``comparison``, ``report``...).
     """
     check_prompt(_FN, target_prompt, "target_prompt")
+    check_stage(stage)
     bad = [f for f in formats if f not in ("glb", "obj")]
     if bad:
         raise ValueError(f"{_FN}(): formats must be among ('glb', 'obj'), got {bad}")
     run = open_run(_FN, out_dir, resume)
-    obj, source = resolve_input(asset)
+    obj, source, used_stage = _resolve(asset, stage)
     # Fail on bad input before loading a model: an untextured mesh, a region outside the asset.
     if isinstance(obj, (Mesh, TexturedMesh)):
         mesh, texture = appearance_input(obj, init_color=init_color, texture_size=texture_size)
@@ -170,7 +216,8 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
     editor = Editor(prior_obj, target_prompt, source_prompt, fidelity=fidelity, region=region, steps=steps,
                     seed=seed, up=up, front=front, **kwargs)
     if run is not None and not resume:
-        run.write_config({"job": "edit", "input": source, "model": model_name,
+        run.write_config({"job": "edit", "input": source, "stage": used_stage,
+                          "asset": str(asset) if isinstance(asset, (str, Path)) else source, "model": model_name,
                           "prior": getattr(prior_obj, "name", type(prior_obj).__name__), "device": str(dev),
                           "init_color": init_color, "texture_size": texture_size, **editor.to_config()})
     result = editor.edit(obj, run_dir=run, resume=resume, progress=progress, callback=callback, device=dev)

@@ -58,6 +58,8 @@ from .volume import edit_volume
 _FN = "Editor"
 #: The default alignment / fidelity balance (see docs/editing.md for the measured curve).
 DEFAULT_FIDELITY = 0.05
+#: The flat albedo a DMTet (which holds no colour) is rendered and exported with unless told otherwise.
+DEFAULT_DMTET_COLOR = (0.6, 0.6, 0.6)
 #: Fidelity losses are sums over pixels divided by this many pixels per view (a 32x32 image), so that
 #: the same ``fidelity`` means the same balance at any render resolution.
 _REFERENCE_PIXELS = 32 * 32
@@ -89,6 +91,10 @@ class Editor:
             the input's coordinates).
         volume_resolution, volume_samples: render size and samples per ray of volume edits.
         dmtet_color: the flat albedo a :class:`~csdkit.DMTet` (which holds no colour) is rendered with.
+        dmtet_normal_consistency, dmtet_laplacian: weights (>= 0; 0 turns a term off) of the mesh
+            regularizers of a DMTet shape edit, on the surface extracted each step (in the renders' frame,
+            the DMTet's box scaled to radius 1): mean ``1 - cos`` of adjacent face normals and mean squared
+            uniform Laplacian (:mod:`csdkit.geometry.mesh_regularizers`, as in the generate job's mesh stage).
         guidance: a ready guidance object instead of the CSD built from the arguments above.
         seed: seeds cameras, timesteps and noise; a CPU run is deterministic for a fixed seed.
     """
@@ -100,7 +106,8 @@ class Editor:
                  weighting: str = "one_minus_abar", view_prompts: bool = False, shading: str = "lambertian",
                  distance_range: tuple[float, float] = (3.0, 3.6), fov_range: tuple[float, float] = (38.0, 45.0),
                  up: str = "+y", front: str = "+z", volume_resolution: int = 32, volume_samples: int = 96,
-                 dmtet_color: tuple[float, float, float] = (0.6, 0.6, 0.6),
+                 dmtet_color: tuple[float, float, float] = DEFAULT_DMTET_COLOR,
+                 dmtet_normal_consistency: float = 0.1, dmtet_laplacian: float = 0.0,
                  guidance: ScoreDistillation | None = None, seed: int = 0) -> None:
         if not isinstance(target_prompt, str) or not target_prompt.strip():
             raise ValueError(f"{_FN}(): target_prompt must be a non-empty string, got {target_prompt!r}")
@@ -133,6 +140,9 @@ class Editor:
         if color.numel() != 3 or not bool(((color >= 0) & (color <= 1)).all()):
             raise ValueError(f"{_FN}(): dmtet_color must be (r, g, b) in [0, 1], got {dmtet_color!r}")
         self.dmtet_color = tuple(color.tolist())
+        self.dmtet_normal_consistency = check_float(_FN, "dmtet_normal_consistency", dmtet_normal_consistency,
+                                                    min_value=0.0)
+        self.dmtet_laplacian = check_float(_FN, "dmtet_laplacian", dmtet_laplacian, min_value=0.0)
         if guidance is None:
             if negative_weight is None:
                 negative_weight = [0, 1.0, 0.5, max(self.steps, 1)] if source_prompt is not None else 0.0
@@ -191,7 +201,8 @@ class Editor:
                 "shading": self.shading, "distance_range": list(self.distance_range),
                 "fov_range": list(self.fov_range), "up": self.up, "front": self.front,
                 "volume_resolution": self.volume_resolution, "volume_samples": self.volume_samples,
-                "seed": self.seed, "guidance": self.guidance.to_config()}
+                "dmtet_color": list(self.dmtet_color), "dmtet_normal_consistency": self.dmtet_normal_consistency,
+                "dmtet_laplacian": self.dmtet_laplacian, "seed": self.seed, "guidance": self.guidance.to_config()}
 
     # ---- shared pieces ---------------------------------------------------------------------------------
     def sample_views(self, n: int, g: torch.Generator, dev: torch.device):

@@ -264,13 +264,16 @@ def test_generate_run_dir_edits_its_dmtet(prior, tmp_path):
     with pytest.raises(ValueError, match="nerf stage has not finished"):
         resolve_input(run)  # no dmtet.pt: falls back to the NeRF
     save_dmtet(csdkit.DMTet(resolution=16, radius=1.0), 10.0, run / "mesh" / "dmtet.pt")
-    torch.save({"vertex_colors": torch.tensor([[0.0, 0.0, 1.0]])}, run / "mesh" / "mesh.pt")
+    stage = csdkit.DMTet(resolution=16, radius=1.0).export_mesh()  # mesh.pt as the mesh stage writes it
+    torch.save({"vertices": stage.vertices, "faces": stage.faces, "threshold": 10.0,
+                "vertex_colors": torch.tensor([0.0, 0.0, 1.0]).expand(stage.num_vertices, 3).clone()},
+               run / "mesh" / "mesh.pt")
     obj, source = resolve_input(run)
     assert isinstance(obj, csdkit.DMTet) and source.endswith("dmtet.pt")
     result = edit(run, "a blue sphere", steps=2, prior=prior, out_dir=tmp_path / "e", progress=False, quiet=True)
     assert result.kind == "shape"
     assert (tmp_path / "e" / "edited_dmtet.pt").exists() and (tmp_path / "e" / "edited.glb").exists()
-    colors = csdkit.io.load_mesh(tmp_path / "e" / "edited.glb").vertex_colors  # the stage's mean colour
+    colors = csdkit.io.load_mesh(tmp_path / "e" / "edited.glb").vertex_colors  # the stage mesh's colour
     assert colors is not None and torch.allclose(colors.float().mean(0), torch.tensor([0.0, 0.0, 1.0]), atol=0.02)
     (run / "mesh" / "dmtet.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable csdkit DMTet"):
@@ -385,3 +388,60 @@ def test_dmtet_edit_mesh_regularizers_are_reported_and_smooth(prior):
     for name in ("dmtet_normal_consistency", "dmtet_laplacian"):
         with pytest.raises(ValueError, match=rf"{name} must be in \[0.0, None\], got -1.0"):
             Editor(prior, "a cube", **{name: -1.0})
+
+
+def test_nearest_vertex_colors_chunks_and_matches_brute_force():
+    from csdkit.geometry.nearest import nearest_vertex, nearest_vertex_colors
+
+    g = torch.Generator().manual_seed(0)
+    points, vertices = torch.rand(1000, 3, generator=g), torch.rand(300, 3, generator=g)
+    expected = torch.cdist(points.double(), vertices.double()).argmin(1)
+    for max_elements in (1, 299, 7000, 2**24):  # one point per chunk, several chunks, one chunk
+        assert torch.equal(nearest_vertex(points, vertices, max_elements=max_elements), expected)
+    colors = torch.rand(300, 3, generator=g)
+    mesh = csdkit.Mesh(vertices, torch.tensor([[0, 1, 2]]), vertex_colors=colors)
+    assert torch.equal(nearest_vertex_colors(points.requires_grad_(), mesh), colors[expected])
+    with pytest.raises(ValueError, match="vertex_colors"):
+        nearest_vertex_colors(points, csdkit.Mesh(vertices, torch.tensor([[0, 1, 2]])))
+    with pytest.raises(ValueError, match=r"points must be a float tensor \[\*, 3\], got torch.float32 \[10, 2\]"):
+        nearest_vertex(torch.rand(10, 2), vertices)
+
+
+def test_generate_run_dmtet_edit_keeps_the_stage_mesh_colours(prior, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from csdkit.pipelines.generate_mesh import load_dmtet
+
+    run = _generate_run(tmp_path / "gen", dmtet=True, nerf=False)
+    stage = load_dmtet(run / "mesh" / "dmtet.pt").export_mesh()
+    red, blue = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0])
+    colors = torch.where(stage.vertices[:, :1] < 0, red, blue)  # half red (x < 0), half blue (x > 0)
+    torch.save({"vertices": stage.vertices, "faces": stage.faces, "vertex_colors": colors, "threshold": 10.0},
+               run / "mesh" / "mesh.pt")
+    result = edit(run, "a red and blue sphere", steps=2, prior=prior, out_dir=tmp_path / "e", progress=False,
+                  quiet=True)
+    assert result.kind == "shape"
+    for name in ("edited.glb", "original.glb"):
+        back = csdkit.io.load_mesh(tmp_path / "e" / name)
+        left, right = back.vertices[:, 0] < -0.1, back.vertices[:, 0] > 0.1
+        assert left.sum() > 50 and right.sum() > 50
+        assert torch.allclose(back.vertex_colors[left].float(), red, atol=0.02), name
+        assert torch.allclose(back.vertex_colors[right].float(), blue, atol=0.02), name
+    cfg = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert cfg["dmtet_color_source"] == str(run / "mesh" / "mesh.pt") and cfg["dmtet_color"] is None
+    # the renders of the edit use the colours too: its preview (original row, edited row) is red and blue,
+    # not one flat mean (purple)
+    image = np.asarray(Image.open(sorted((tmp_path / "e" / "previews").glob("step_*.png"))[-1]).convert("RGB"))
+    r, g, b = (torch.from_numpy(image[..., i].astype(np.float32) / 255) for i in range(3))
+    assert ((r > 0.3) & (g < 0.05) & (b < 0.05)).sum() > 100 and ((b > 0.3) & (g < 0.05) & (r < 0.05)).sum() > 100
+    # dmtet_color= stays an explicit flat override
+    edit(run, "a green sphere", steps=1, prior=prior, dmtet_color=(0.0, 1.0, 0.0), out_dir=tmp_path / "g",
+         progress=False, quiet=True)
+    flat = csdkit.io.load_mesh(tmp_path / "g" / "edited.glb").vertex_colors.float()
+    assert torch.allclose(flat, torch.tensor([0.0, 1.0, 0.0]).expand_as(flat), atol=0.02)
+    assert json.loads((tmp_path / "g" / "config.json").read_text())["dmtet_color_source"] is None
+    with pytest.raises(ValueError, match="dmtet_color .* or dmtet_color_source .*, not both"):
+        Editor(prior, "a cube", dmtet_color=(1.0, 0.0, 0.0), dmtet_color_source=stage.replace(vertex_colors=colors))
+    with pytest.raises(ValueError, match="dmtet_color_source must be a csdkit.Mesh with vertex_colors"):
+        Editor(prior, "a cube", dmtet_color_source=stage)

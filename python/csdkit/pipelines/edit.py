@@ -71,7 +71,7 @@ def resolve_input(asset: Any, stage: str = "auto") -> tuple[Any, str]:
     file (GLB/GLTF, OBJ+MTL+PNG, PLY, STL, OFF); or the run directory of ``csdkit texture``
     (its ``textured.glb``), of ``csdkit edit`` (its ``edited.glb``, to chain edits) or of ``csdkit generate``.
     Of a generate run, ``stage`` picks what is edited: ``"mesh"`` its mesh stage's DMTet ``mesh/dmtet.pt``
-    (a shape edit, rendered with the mean of ``mesh/mesh.pt``'s vertex colours), ``"nerf"`` its saved NeRF
+    (a shape edit, each surface vertex coloured as its nearest vertex of ``mesh/mesh.pt``), ``"nerf"`` its saved NeRF
     ``nerf/volume.pt`` (a shape + appearance edit), ``"auto"`` the DMTet when there is one, else the NeRF.
 
     Raises:
@@ -136,15 +136,17 @@ def _resolve_generate_run(path: Path, stage: str) -> tuple[Any, str, str]:
     return load_volume(volume_file, torch.device("cpu")), str(volume_file), "nerf"
 
 
-def _stage_mean_color(mesh_pt: Path) -> tuple[float, float, float]:
-    """Mean vertex colour (r, g, b in [0, 1]) of a mesh stage's ``mesh.pt``.
+def _stage_color_source(mesh_pt: Path) -> Mesh | None:
+    """The mesh stage's ``mesh.pt`` as a :class:`~csdkit.Mesh` with vertex colours (the DMTet's coordinates).
 
-    The editor's grey when ``mesh.pt`` is missing or unreadable."""
+    None when it is missing, unreadable or has no vertex colours: the Editor then renders its default flat
+    colour (:data:`~csdkit.editing.DEFAULT_DMTET_COLOR`)."""
     try:
-        colors = torch.load(mesh_pt, map_location="cpu", weights_only=False)["vertex_colors"]
-        return tuple(float(c) for c in colors.float().mean(0).clamp(0, 1))
-    except Exception:  # noqa: BLE001 - any unreadable mesh.pt falls back to the default colour
-        return (0.6, 0.6, 0.6)
+        saved = torch.load(mesh_pt, map_location="cpu", weights_only=False)
+        mesh = Mesh(saved["vertices"], saved["faces"], vertex_colors=saved["vertex_colors"])
+    except Exception:  # noqa: BLE001 - any unreadable mesh.pt falls back to the Editor's flat colour
+        return None
+    return mesh if mesh.vertex_colors is not None and mesh.num_vertices > 0 else None
 
 
 def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
@@ -209,8 +211,12 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
     kwargs: dict[str, Any] = {"resolution": d.resolution, "batch_size": d.batch_size, "t_range": d.t_range,
                               "distance_range": d.distance_range, "fov_range": d.fov_range,
                               "view_prompts": not mini, "lr": 0.05 if mini else 0.02}
-    if isinstance(obj, DMTet) and source.endswith(DMTET_FILE) and "dmtet_color" not in editor_kwargs:
-        kwargs["dmtet_color"] = _stage_mean_color(Path(source).parent / "mesh.pt")
+    color_source = None  # a generate run's DMTet takes its colours from the stage's mesh.pt (unless told)
+    if used_stage == "mesh" and not {"dmtet_color", "dmtet_color_source"} & set(editor_kwargs):
+        color_source = Path(source).parent / "mesh.pt"
+        kwargs["dmtet_color_source"] = _stage_color_source(color_source)
+        if kwargs["dmtet_color_source"] is None:
+            color_source = None
     kwargs.update(editor_kwargs)
     steps = (MINI_STEPS if mini else SD_STEPS) if steps is None else steps
     editor = Editor(prior_obj, target_prompt, source_prompt, fidelity=fidelity, region=region, steps=steps,
@@ -219,7 +225,8 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
         run.write_config({"job": "edit", "input": source, "stage": used_stage,
                           "asset": str(asset) if isinstance(asset, (str, Path)) else source, "model": model_name,
                           "prior": getattr(prior_obj, "name", type(prior_obj).__name__), "device": str(dev),
-                          "init_color": init_color, "texture_size": texture_size, **editor.to_config()})
+                          "init_color": init_color, "texture_size": texture_size, **editor.to_config(),
+                          **({"dmtet_color_source": str(color_source)} if color_source is not None else {})})
     result = editor.edit(obj, run_dir=run, resume=resume, progress=progress, callback=callback, device=dev)
     if run is not None and result.status == "completed":
         result.files = _write_outputs(run, editor, result, source, formats, dev)
@@ -292,10 +299,10 @@ def _volume_turntable(volume: nn.Module, editor: Editor, dev, size: int = 64) ->
 
 
 def _shape_mesh(asset: nn.Module, editor: Editor) -> Mesh | None:
-    """The exported surface of a shape edit's asset (a DMTet with the editor's flat colour, or a volume)."""
+    """The exported surface of a shape edit's asset (a DMTet in the editor's DMTet colours, or a volume)."""
     if isinstance(asset, DMTet):
-        mesh = asset.export_mesh()
-        return mesh.replace(vertex_colors=torch.tensor(editor.dmtet_color).expand(mesh.num_vertices, 3))
+        mesh = asset.export_mesh().to("cpu")
+        return mesh.replace(vertex_colors=editor.dmtet_vertex_colors(mesh.vertices).contiguous())
     return _volume_mesh(asset)
 
 

@@ -445,3 +445,18 @@ def test_generate_run_dmtet_edit_keeps_the_stage_mesh_colours(prior, tmp_path):
         Editor(prior, "a cube", dmtet_color=(1.0, 0.0, 0.0), dmtet_color_source=stage.replace(vertex_colors=colors))
     with pytest.raises(ValueError, match="dmtet_color_source must be a csdkit.Mesh with vertex_colors"):
         Editor(prior, "a cube", dmtet_color_source=stage)
+
+
+def test_generate_run_without_stage_colours_takes_the_editors_default(prior, tmp_path, monkeypatch):
+    import csdkit.editing.editor as editor_module
+
+    monkeypatch.setattr(editor_module, "DEFAULT_DMTET_COLOR", (0.2, 0.4, 0.8))  # the one source of the grey
+    run = _generate_run(tmp_path / "gen", dmtet=True, nerf=False)
+    for i, mesh_pt in enumerate((None, b"garbage")):  # mesh.pt missing, then unreadable
+        if mesh_pt is not None:
+            (run / "mesh" / "mesh.pt").write_bytes(mesh_pt)
+        edit(run, "a blue sphere", steps=1, prior=prior, out_dir=tmp_path / f"e{i}", progress=False, quiet=True)
+        colors = csdkit.io.load_mesh(tmp_path / f"e{i}" / "edited.glb").vertex_colors.float()
+        assert torch.allclose(colors, torch.tensor([0.2, 0.4, 0.8]).expand_as(colors), atol=0.01)
+        cfg = json.loads((tmp_path / f"e{i}" / "config.json").read_text())
+        assert cfg["dmtet_color"] == pytest.approx([0.2, 0.4, 0.8]) and cfg["dmtet_color_source"] is None

@@ -346,6 +346,8 @@ def test_generate_run_stage_is_recorded_and_resumed(prior, capsys, tmp_path):
     assert cfg["stage"] == "mesh" and cfg["input"] == str(run / "mesh" / "dmtet.pt")
     code, err = _cli(capsys, "--resume", "--out", tmp_path / "m")
     assert code == 0, err
+    code, err = _cli(capsys, "--resume", "--out", tmp_path / "m", "--stage", "nerf")
+    assert code == 2 and "continues the stage the run recorded ('mesh'); got --stage nerf" in err, err
     # a bad --stage is one line naming the allowed values; a stage for an input that is no generate run
     code, err = _cli(capsys, run, "a blue sphere", "--stage", "both", "--out", tmp_path / "x")
     assert code == 2 and "--stage must be one of auto, nerf, mesh, got 'both'" in err and len(err.splitlines()) == 1

@@ -197,6 +197,9 @@ def _run_edit(args) -> int:
     out = Path(args.out) if args.out else None
     if args.resume:
         cfg = _resumed_config(out, "edit")
+        if args.stage != "auto" and args.stage != cfg.get("stage"):
+            raise ValueError(f"--resume continues the stage the run recorded ({cfg.get('stage')!r}); got "
+                             f"--stage {args.stage}")
         source = args.input or cfg.get("asset") or cfg["input"]  # "asset": the path given (a generate run dir)
         kwargs = {"target_prompt": args.prompt or cfg["target_prompt"], "source_prompt": cfg["source_prompt"],
                   "stage": cfg.get("stage") or "auto",  # the stage edited, so a resume edits the same one

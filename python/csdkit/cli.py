@@ -2,7 +2,7 @@
 
     csdkit texture MESH "prompt" [options]     UV-texture a mesh with CSD
     csdkit generate "prompt" [options]         prompt -> NeRF -> DMTet mesh -> UV-textured mesh
-    csdkit edit INPUT "target prompt" [options]  edit a textured mesh (or a texture run) toward a prompt
+    csdkit edit INPUT "target prompt" [options]  edit a textured mesh or a texture / edit / generate run toward a prompt
     csdkit view MESH_OR_RUN_DIR [--out FILE]    an offline HTML page with an interactive 3D view
     csdkit batch MANIFEST --out DIR [options]   run a manifest of jobs (resumable; local or Ray)
     csdkit info                                 what this build contains

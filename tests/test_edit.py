@@ -233,7 +233,8 @@ def test_cli_obj_input_and_texture_run_directory(capsys, tmp_path, red_sphere, r
     shutil.copy(red_glb, run / "textured.glb")
     code, err = _cli(capsys, run, "a green sphere", "--steps", 1, "--out", tmp_path / "t")
     assert code == 0, err
-    assert json.loads((tmp_path / "t" / "config.json").read_text())["input"] == str(run / "textured.glb")
+    cfg = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert cfg["input"] == str(run / "textured.glb") and cfg["stage"] is None  # no generate run: no stage
     code, err = _cli(capsys, tmp_path / "in", "a green sphere", "--out", tmp_path / "x")
     assert code == 2 and "not a csdkit texture or edit run" in err
 
@@ -263,14 +264,201 @@ def test_generate_run_dir_edits_its_dmtet(prior, tmp_path):
     with pytest.raises(ValueError, match="nerf stage has not finished"):
         resolve_input(run)  # no dmtet.pt: falls back to the NeRF
     save_dmtet(csdkit.DMTet(resolution=16, radius=1.0), 10.0, run / "mesh" / "dmtet.pt")
-    torch.save({"vertex_colors": torch.tensor([[0.0, 0.0, 1.0]])}, run / "mesh" / "mesh.pt")
+    stage = csdkit.DMTet(resolution=16, radius=1.0).export_mesh()  # mesh.pt as the mesh stage writes it
+    torch.save({"vertices": stage.vertices, "faces": stage.faces, "threshold": 10.0,
+                "vertex_colors": torch.tensor([0.0, 0.0, 1.0]).expand(stage.num_vertices, 3).clone()},
+               run / "mesh" / "mesh.pt")
     obj, source = resolve_input(run)
     assert isinstance(obj, csdkit.DMTet) and source.endswith("dmtet.pt")
     result = edit(run, "a blue sphere", steps=2, prior=prior, out_dir=tmp_path / "e", progress=False, quiet=True)
     assert result.kind == "shape"
     assert (tmp_path / "e" / "edited_dmtet.pt").exists() and (tmp_path / "e" / "edited.glb").exists()
-    colors = csdkit.io.load_mesh(tmp_path / "e" / "edited.glb").vertex_colors  # the stage's mean colour
+    colors = csdkit.io.load_mesh(tmp_path / "e" / "edited.glb").vertex_colors  # the stage mesh's colour
     assert colors is not None and torch.allclose(colors.float().mean(0), torch.tensor([0.0, 0.0, 1.0]), atol=0.02)
     (run / "mesh" / "dmtet.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable csdkit DMTet"):
         resolve_input(run)
+
+
+def _generate_run(path, *, dmtet: bool, nerf: bool):
+    """A fake ``csdkit generate`` run directory with a small DMTet and / or NeRF (what the stages save)."""
+    import dataclasses
+
+    from csdkit.pipelines.generate_config import MINI_GENERATE
+    from csdkit.pipelines.generate_mesh import save_dmtet
+    from csdkit.pipelines.generate_nerf import build_volume, save_volume
+
+    (path / "mesh").mkdir(parents=True)
+    (path / "nerf").mkdir()
+    (path / "config.json").write_text(json.dumps({"job": "generate"}))
+    if dmtet:
+        save_dmtet(csdkit.DMTet(resolution=16, radius=1.0), 10.0, path / "mesh" / "dmtet.pt")
+    if nerf:
+        cfg = dataclasses.replace(MINI_GENERATE.nerf, n_levels=4, log2_hashmap_size=12, hidden_dim=16)
+        save_volume(build_volume(cfg, torch.device("cpu")), cfg, path / "nerf" / "volume.pt")
+    return path
+
+
+def test_generate_run_stage_choice(tmp_path, red_glb):
+    from csdkit.pipelines.edit import resolve_input
+
+    both = _generate_run(tmp_path / "both", dmtet=True, nerf=True)
+    assert isinstance(resolve_input(both)[0], csdkit.DMTet)  # auto: the mesh stage's DMTet when there is one
+    obj, source = resolve_input(both, stage="nerf")
+    assert isinstance(obj, csdkit.ImplicitVolume) and source == str(both / "nerf" / "volume.pt")
+    obj, source = resolve_input(both, stage="mesh")
+    assert isinstance(obj, csdkit.DMTet) and source == str(both / "mesh" / "dmtet.pt")
+    nerf_only = _generate_run(tmp_path / "nerf-only", dmtet=False, nerf=True)
+    assert isinstance(resolve_input(nerf_only, stage="auto")[0], csdkit.ImplicitVolume)
+    with pytest.raises(ValueError, match=r"stage='mesh' needs .*dmtet\.pt.*missing; it has the NeRF .*volume\.pt"):
+        resolve_input(nerf_only, stage="mesh")
+    mesh_only = _generate_run(tmp_path / "mesh-only", dmtet=True, nerf=False)
+    with pytest.raises(ValueError, match=r"stage='nerf' needs .*volume\.pt.*missing; it has the mesh stage's DMTet"):
+        resolve_input(mesh_only, stage="nerf")
+    empty = _generate_run(tmp_path / "empty", dmtet=False, nerf=False)
+    with pytest.raises(ValueError, match="no stage has finished"):
+        resolve_input(empty, stage="mesh")
+    for stage in ("mesh", "nerf"):  # not a generate run: only "auto"
+        for asset in (red_glb, csdkit.DMTet(resolution=8)):
+            with pytest.raises(ValueError, match=rf"stage='{stage}' applies only to a csdkit generate run "
+                                                 r"directory; the input .* is not one"):
+                resolve_input(asset, stage=stage)
+    for bad in ("NeRF", "dmtet", "", None, 1):
+        with pytest.raises(ValueError, match=r"stage must be one of \('auto', 'nerf', 'mesh'\)"):
+            resolve_input(both, stage=bad)
+    with pytest.raises(ValueError, match="stage must be one of"):  # before any model loads or file is written
+        edit(both, "a blue sphere", stage="meshes", out_dir=tmp_path / "never", progress=False, quiet=True)
+    assert not (tmp_path / "never").exists()
+
+
+def test_generate_run_stage_is_recorded_and_resumed(prior, capsys, tmp_path):
+    run = _generate_run(tmp_path / "gen", dmtet=True, nerf=True)
+    result = edit(run, "a blue sphere", stage="nerf", steps=1, prior=prior, batch_size=1, volume_samples=16,
+                  volume_resolution=16, out_dir=tmp_path / "n", progress=False, quiet=True)
+    assert result.kind == "shape" and isinstance(result.asset, csdkit.ImplicitVolume)
+    assert (tmp_path / "n" / "edited_volume.pt").exists() and not (tmp_path / "n" / "edited_dmtet.pt").exists()
+    cfg = json.loads((tmp_path / "n" / "config.json").read_text())
+    assert cfg["stage"] == "nerf" and cfg["input"] == str(run / "nerf" / "volume.pt") and cfg["asset"] == str(run)
+    # CLI: auto picks the DMTet and records "mesh"; --resume re-opens the generate run with that stage
+    code, err = _cli(capsys, run, "a blue sphere", "--steps", 2, "--out", tmp_path / "m")
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["stage"] == "mesh" and cfg["input"] == str(run / "mesh" / "dmtet.pt")
+    code, err = _cli(capsys, "--resume", "--out", tmp_path / "m")
+    assert code == 0, err
+    code, err = _cli(capsys, "--resume", "--out", tmp_path / "m", "--stage", "nerf")
+    assert code == 2 and "continues the stage the run recorded ('mesh'); got --stage nerf" in err, err
+    # a bad --stage is one line naming the allowed values; a stage for an input that is no generate run
+    code, err = _cli(capsys, run, "a blue sphere", "--stage", "both", "--out", tmp_path / "x")
+    assert code == 2 and "--stage must be one of auto, nerf, mesh, got 'both'" in err and len(err.splitlines()) == 1
+    code, err = _cli(capsys, tmp_path / "m" / "edited.glb", "a blue sphere", "--stage", "mesh", "--out", tmp_path / "y")
+    assert code == 2 and "stage='mesh'" in err and "edited.glb is not one" in err, err
+
+
+def _noisy_sphere_dmtet(resolution: int = 16) -> csdkit.DMTet:
+    torch.manual_seed(0)
+    dmtet = csdkit.DMTet(resolution=resolution, radius=1.0)
+    with torch.no_grad():
+        dmtet.sdf.add_(0.04 * torch.randn_like(dmtet.sdf))  # a bumpy sphere
+    return dmtet
+
+
+def test_dmtet_edit_mesh_regularizers_are_reported_and_smooth(prior):
+    from csdkit.geometry.mesh_regularizers import laplacian_loss, normal_consistency_loss
+
+    def run(**weights):
+        infos = []
+        editor = Editor(prior, "a gray cube", "a gray sphere", fidelity=0.0, steps=20, batch_size=2, seed=0,
+                        **weights)
+        result = editor.edit(_noisy_sphere_dmtet(), progress=False, callback=lambda step, info: infos.append(info))
+        return editor, result, infos
+
+    editor, plain, infos = run(dmtet_normal_consistency=0.0, dmtet_laplacian=0.0)
+    assert not any(k.startswith("reg/") for info in infos for k in info), infos[0]  # weight 0: no term
+    assert editor.to_config()["dmtet_normal_consistency"] == 0.0 and editor.to_config()["dmtet_laplacian"] == 0.0
+    editor, smooth, infos = run(dmtet_normal_consistency=0.1, dmtet_laplacian=1.0)
+    assert editor.to_config()["dmtet_normal_consistency"] == 0.1 and editor.to_config()["dmtet_laplacian"] == 1.0
+    start = _noisy_sphere_dmtet().extract().detach()  # step 0 reports the terms of the input's surface
+    assert infos[0]["reg/normal_consistency"] == pytest.approx(float(normal_consistency_loss(start)), rel=1e-5)
+    assert infos[0]["reg/laplacian"] == pytest.approx(float(laplacian_loss(start)), rel=1e-5)
+    assert all("reg/normal_consistency" in i and "reg/laplacian" in i for i in infos)
+    assert Editor(prior, "a cube").dmtet_normal_consistency == 0.1  # on by default, the Laplacian off
+    # the regularized edit ends smoother (measured: mean 1 - cos of adjacent normals 0.185 without, 0.081 with)
+    nc_plain = float(normal_consistency_loss(plain.asset.extract()))
+    nc_smooth = float(normal_consistency_loss(smooth.asset.extract()))
+    assert nc_smooth < 0.7 * nc_plain, (nc_smooth, nc_plain)
+    for name in ("dmtet_normal_consistency", "dmtet_laplacian"):
+        with pytest.raises(ValueError, match=rf"{name} must be in \[0.0, None\], got -1.0"):
+            Editor(prior, "a cube", **{name: -1.0})
+
+
+def test_nearest_vertex_colors_chunks_and_matches_brute_force():
+    from csdkit.geometry.nearest import nearest_vertex, nearest_vertex_colors
+
+    g = torch.Generator().manual_seed(0)
+    points, vertices = torch.rand(1000, 3, generator=g), torch.rand(300, 3, generator=g)
+    expected = torch.cdist(points.double(), vertices.double()).argmin(1)
+    for max_elements in (1, 299, 7000, 2**24):  # one point per chunk, several chunks, one chunk
+        assert torch.equal(nearest_vertex(points, vertices, max_elements=max_elements), expected)
+    colors = torch.rand(300, 3, generator=g)
+    mesh = csdkit.Mesh(vertices, torch.tensor([[0, 1, 2]]), vertex_colors=colors)
+    assert torch.equal(nearest_vertex_colors(points.requires_grad_(), mesh), colors[expected])
+    with pytest.raises(ValueError, match="vertex_colors"):
+        nearest_vertex_colors(points, csdkit.Mesh(vertices, torch.tensor([[0, 1, 2]])))
+    with pytest.raises(ValueError, match=r"points must be a float tensor \[\*, 3\], got torch.float32 \[10, 2\]"):
+        nearest_vertex(torch.rand(10, 2), vertices)
+
+
+def test_generate_run_dmtet_edit_keeps_the_stage_mesh_colours(prior, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from csdkit.pipelines.generate_mesh import load_dmtet
+
+    run = _generate_run(tmp_path / "gen", dmtet=True, nerf=False)
+    stage = load_dmtet(run / "mesh" / "dmtet.pt").export_mesh()
+    red, blue = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0])
+    colors = torch.where(stage.vertices[:, :1] < 0, red, blue)  # half red (x < 0), half blue (x > 0)
+    torch.save({"vertices": stage.vertices, "faces": stage.faces, "vertex_colors": colors, "threshold": 10.0},
+               run / "mesh" / "mesh.pt")
+    result = edit(run, "a red and blue sphere", steps=2, prior=prior, out_dir=tmp_path / "e", progress=False,
+                  quiet=True)
+    assert result.kind == "shape"
+    for name in ("edited.glb", "original.glb"):
+        back = csdkit.io.load_mesh(tmp_path / "e" / name)
+        left, right = back.vertices[:, 0] < -0.1, back.vertices[:, 0] > 0.1
+        assert left.sum() > 50 and right.sum() > 50
+        assert torch.allclose(back.vertex_colors[left].float(), red, atol=0.02), name
+        assert torch.allclose(back.vertex_colors[right].float(), blue, atol=0.02), name
+    cfg = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert cfg["dmtet_color_source"] == str(run / "mesh" / "mesh.pt") and cfg["dmtet_color"] is None
+    # the renders of the edit use the colours too: its preview (original row, edited row) is red and blue,
+    # not one flat mean (purple)
+    image = np.asarray(Image.open(sorted((tmp_path / "e" / "previews").glob("step_*.png"))[-1]).convert("RGB"))
+    r, g, b = (torch.from_numpy(image[..., i].astype(np.float32) / 255) for i in range(3))
+    assert ((r > 0.3) & (g < 0.05) & (b < 0.05)).sum() > 100 and ((b > 0.3) & (g < 0.05) & (r < 0.05)).sum() > 100
+    # dmtet_color= stays an explicit flat override
+    edit(run, "a green sphere", steps=1, prior=prior, dmtet_color=(0.0, 1.0, 0.0), out_dir=tmp_path / "g",
+         progress=False, quiet=True)
+    flat = csdkit.io.load_mesh(tmp_path / "g" / "edited.glb").vertex_colors.float()
+    assert torch.allclose(flat, torch.tensor([0.0, 1.0, 0.0]).expand_as(flat), atol=0.02)
+    assert json.loads((tmp_path / "g" / "config.json").read_text())["dmtet_color_source"] is None
+    with pytest.raises(ValueError, match="dmtet_color .* or dmtet_color_source .*, not both"):
+        Editor(prior, "a cube", dmtet_color=(1.0, 0.0, 0.0), dmtet_color_source=stage.replace(vertex_colors=colors))
+    with pytest.raises(ValueError, match="dmtet_color_source must be a csdkit.Mesh with vertex_colors"):
+        Editor(prior, "a cube", dmtet_color_source=stage)
+
+
+def test_generate_run_without_stage_colours_takes_the_editors_default(prior, tmp_path, monkeypatch):
+    import csdkit.editing.editor as editor_module
+
+    monkeypatch.setattr(editor_module, "DEFAULT_DMTET_COLOR", (0.2, 0.4, 0.8))  # the one source of the grey
+    run = _generate_run(tmp_path / "gen", dmtet=True, nerf=False)
+    for i, mesh_pt in enumerate((None, b"garbage")):  # mesh.pt missing, then unreadable
+        if mesh_pt is not None:
+            (run / "mesh" / "mesh.pt").write_bytes(mesh_pt)
+        edit(run, "a blue sphere", steps=1, prior=prior, out_dir=tmp_path / f"e{i}", progress=False, quiet=True)
+        colors = csdkit.io.load_mesh(tmp_path / f"e{i}" / "edited.glb").vertex_colors.float()
+        assert torch.allclose(colors, torch.tensor([0.2, 0.4, 0.8]).expand_as(colors), atol=0.01)
+        cfg = json.loads((tmp_path / f"e{i}" / "config.json").read_text())
+        assert cfg["dmtet_color"] == pytest.approx([0.2, 0.4, 0.8]) and cfg["dmtet_color_source"] is None

@@ -177,6 +177,25 @@ def test_init_color_mesh_transfers_a_texture_when_there_are_no_vertex_colours():
     assert albedo_error(result.mesh, colored.normalized(verbose=False)) < 0.02
 
 
+def test_init_color_mesh_has_one_check_for_every_missing_colour_source(tmp_path):
+    from csdkit.pipelines.texture import _mesh_start_image
+    from csdkit.uv import unwrap_uv
+    from csdkit.uv.bake import bake_vertex_colors
+
+    # no vertex colours and no texture: raised before the run directory gets its atlas or config
+    with pytest.raises(ValueError, match=r"init_color='mesh' needs .* but the mesh has none; pass a number"):
+        texture(icosphere(1), "a red sphere", init_color="mesh", steps=1, out_dir=tmp_path / "run",
+                progress=False, quiet=True)
+    assert not (tmp_path / "run" / "uv_mesh.pt").exists() and not (tmp_path / "run" / "config.json").exists()
+    # a texture, but not on the atlas' faces (as after a decimation): the same check, saying so
+    textured = bake_vertex_colors(unwrap_uv(half_red_half_blue(), resolution=64), 64).replace(vertex_colors=None)
+    other = unwrap_uv(icosphere(1), resolution=64)
+    with pytest.raises(ValueError, match=rf"the mesh has only a texture, on {textured.num_faces} faces, while "
+                                         rf"its atlas has {other.num_faces}"):
+        _mesh_start_image(textured, other, 64)
+    assert _mesh_start_image(textured, textured, 64).shape == (64, 64, 3)
+
+
 def test_init_color_mesh_is_recorded_and_resumed_from_the_cli(tmp_path, capsys):
     path = tmp_path / "two.ply"
     half_red_half_blue(2).save(path)

@@ -2,7 +2,7 @@
 
     csdkit texture MESH "prompt" [options]     UV-texture a mesh with CSD
     csdkit generate "prompt" [options]         prompt -> NeRF -> DMTet mesh -> UV-textured mesh
-    csdkit edit INPUT "target prompt" [options]  edit a textured mesh (or a texture run) toward a prompt
+    csdkit edit INPUT "target prompt" [options]  edit a textured mesh or a texture / edit / generate run toward a prompt
     csdkit view MESH_OR_RUN_DIR [--out FILE]    an offline HTML page with an interactive 3D view
     csdkit batch MANIFEST --out DIR [options]   run a manifest of jobs (resumable; local or Ray)
     csdkit info                                 what this build contains
@@ -24,7 +24,7 @@ import torch
 from ._build import build_info
 from .editing import DEFAULT_FIDELITY, parse_region
 from .pipelines.batch import batch
-from .pipelines.edit import edit
+from .pipelines.edit import STAGES, edit
 from .pipelines.generate import generate
 from .pipelines.texture import DEFAULT, texture
 from .pipelines.view import view
@@ -144,9 +144,9 @@ def _print_files(files: dict) -> int:
 def _edit_parser(sub) -> None:
     p = sub.add_parser("edit", help="edit a textured mesh toward a text prompt (CSD, away from --source)",
                        description="Edit INPUT (a textured GLB/GLTF, OBJ+MTL+PNG, or the run directory of "
-                                   "csdkit texture / csdkit edit) so that it matches the target prompt. Writes "
-                                   "a run directory with edited.glb, edited.obj (input's UVs and placement), "
-                                   "original and edited turntables, report.html, metrics and checkpoints.")
+                                   "csdkit texture / csdkit edit / csdkit generate) so that it matches the target "
+                                   "prompt. Writes a run directory with edited.glb, edited.obj (input's UVs and "
+                                   "placement), original and edited turntables, report.html, metrics and checkpoints.")
     p.add_argument("input", nargs="?", help="textured mesh file or csdkit run directory; optional with --resume")
     p.add_argument("prompt", nargs="?", help="target description, e.g. \"a green vase\"")
     p.add_argument("--source", default=None, help="what the input looks like now (pushed away from); "
@@ -159,6 +159,10 @@ def _edit_parser(sub) -> None:
                                                    "UV mask image the size of the texture")
     p.add_argument("--steps", type=int, help="optimization steps (default: 150 with mini, 1000 with Stable Diffusion)")
     p.add_argument("--init-color", default=None, help="R,G,B in [0, 1]: start an untextured mesh from this colour")
+    p.add_argument("--stage", default="auto", metavar="{auto,nerf,mesh}",
+                   help="for a csdkit generate run directory as INPUT: mesh edits its DMTet (mesh/dmtet.pt, a "
+                        "shape edit), nerf its NeRF (nerf/volume.pt, shape and appearance), auto (default) the "
+                        "DMTet if the mesh stage has finished, else the NeRF; other inputs take only auto")
     p.add_argument("--model", default=None, help="mini (embedded, default), sd21, or a local model folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--up", default="+y", help="the input's up axis (default +y)")
@@ -193,8 +197,12 @@ def _run_edit(args) -> int:
     out = Path(args.out) if args.out else None
     if args.resume:
         cfg = _resumed_config(out, "edit")
-        source = args.input or cfg["input"]
+        if args.stage != "auto" and args.stage != cfg.get("stage"):
+            raise ValueError(f"--resume continues the stage the run recorded ({cfg.get('stage')!r}); got "
+                             f"--stage {args.stage}")
+        source = args.input or cfg.get("asset") or cfg["input"]  # "asset": the path given (a generate run dir)
         kwargs = {"target_prompt": args.prompt or cfg["target_prompt"], "source_prompt": cfg["source_prompt"],
+                  "stage": cfg.get("stage") or "auto",  # the stage edited, so a resume edits the same one
                   "fidelity": cfg["fidelity"], "region": cfg["region"], "steps": cfg["steps"], "seed": cfg["seed"],
                   "up": cfg["up"], "front": cfg["front"], "init_color": cfg.get("init_color"),
                   "texture_size": cfg.get("texture_size", 512)}
@@ -203,11 +211,13 @@ def _run_edit(args) -> int:
         if not args.input or not args.prompt:
             raise ValueError("edit needs INPUT and a target PROMPT (or --resume --out DIR)")
         source = args.input
+        if args.stage not in STAGES:
+            raise ValueError(f"--stage must be one of {', '.join(STAGES)}, got {args.stage!r}")
         parse_region(args.region)  # a malformed box or a missing file fails before any loading
         out = out or Path("runs") / f"edit-{Path(args.input).stem}"
         kwargs = {"target_prompt": args.prompt, "source_prompt": args.source,
                   "fidelity": DEFAULT_FIDELITY if args.fidelity is None else args.fidelity, "region": args.region,
-                  "steps": args.steps, "seed": args.seed, "up": args.up, "front": args.front,
+                  "steps": args.steps, "seed": args.seed, "up": args.up, "front": args.front, "stage": args.stage,
                   "init_color": None if args.init_color is None else _parse_color(args.init_color)}
         model = args.model or "mini"
     if not Path(source).exists():

@@ -7,9 +7,9 @@
 See :mod:`csdkit.editing.editor` for the math and ``docs/editing.md`` for the fidelity trade-off.
 """
 
-from .editor import DEFAULT_FIDELITY, Editor, EditResult, appearance_input
+from .editor import DEFAULT_DMTET_COLOR, DEFAULT_FIDELITY, Editor, EditResult, appearance_input
 from .region import Region, parse_region
 from .texture_delta import EditableTexture
 
-__all__ = ["DEFAULT_FIDELITY", "EditResult", "EditableTexture", "Editor", "Region", "appearance_input",
-           "parse_region"]
+__all__ = ["DEFAULT_DMTET_COLOR", "DEFAULT_FIDELITY", "EditResult", "EditableTexture", "Editor", "Region",
+           "appearance_input", "parse_region"]

@@ -1,12 +1,16 @@
 """Shape edits of a :class:`csdkit.DMTet` (a deformable tet grid with a per-vertex SDF).
 
 Each step extracts the surface of the edited copy by marching tetrahedra (differentiable w.r.t. the SDF
-and the deformation), renders it with a flat albedo (DMTet holds no colour: ``Editor(dmtet_color=...)``)
-and applies CSD; the fidelity term keeps the renders close to the original surface's renders and the
-SDF / deformation close to the original's (mean squared difference over the grid vertices, weighted
-like the render term). With a box region only grid vertices inside the box are optimized (their
-gradient is masked, and the result takes the original's values outside, bit for bit), so tets with all
-four corners outside the box keep exactly their original surface.
+and the deformation), renders it with an albedo that is no parameter (DMTet holds no colour): per surface
+vertex the colour of the nearest vertex of ``Editor(dmtet_color_source=mesh)``, else one flat
+``Editor(dmtet_color=...)``; and applies CSD. The fidelity term keeps the renders close to the original
+surface's renders and the SDF / deformation close to the original's (mean squared difference over the
+grid vertices, weighted like the render term). Normal-consistency and Laplacian terms on the extracted
+surface (``Editor(dmtet_normal_consistency=..., dmtet_laplacian=...)``, in the renders' frame) keep it
+smooth against the noise the guidance adds; the step info reports them as ``reg/normal_consistency`` and
+``reg/laplacian``. With a box region only grid vertices inside the box are optimized (their gradient is
+masked, and the result takes the original's values outside, bit for bit), so tets with all four corners
+outside the box keep exactly their original surface.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import copy
 import torch
 from torch import nn
 
+from ..geometry.mesh_regularizers import laplacian_loss, normal_consistency_loss
 from ..render.mesh_renderer import MeshRenderer
 from ..training import Trainer, image_grid
 from .result import EditResult
@@ -48,31 +53,40 @@ def edit_dmtet(editor, dmtet: nn.Module, *, run_dir, resume, progress, callback,
                              f"surface spans {extent})")
         edited.sdf.register_hook(lambda g: g * inside.to(g.dtype))
         edited.deformation.register_hook(lambda g: g * inside.to(g.dtype)[:, None])
-    color = torch.as_tensor(editor.dmtet_color, dtype=torch.float32, device=dev).reshape(1, 3)
     renderer = MeshRenderer(editor.resolution)
     optimizer = torch.optim.Adam(edited.parameters(), lr=editor.lr * 0.2, betas=(0.9, 0.99), eps=1e-15)
     generator = torch.Generator().manual_seed(editor.seed)
     guidance = editor.guidance
     scale = 1.0 / float(dmtet.radius)  # renders see the box scaled to the unit sphere's frame
 
-    def coloured(mesh):
-        return mesh.replace(vertices=mesh.vertices * scale,
-                            vertex_colors=color.expand(mesh.num_vertices, 3))
+    def framed(mesh):  # the renders' frame: the DMTet's box scaled to radius 1
+        return mesh.replace(vertices=mesh.vertices * scale)
 
-    def render(mesh, cams, background, light):
-        return renderer.render(coloured(mesh), cams, shading=editor.shading, background=background,
+    reference_colors = editor.dmtet_vertex_colors(reference_mesh.vertices)
+
+    def render(mesh, cams, background, light, colors=None):
+        colors = editor.dmtet_vertex_colors(mesh.vertices) if colors is None else colors
+        view = framed(mesh).replace(vertex_colors=colors)
+        return renderer.render(view, cams, shading=editor.shading, background=background,
                                light_dir=light, ambient=0.5, diffuse=0.5)["rgb"]
 
     def step_fn(step: int):
         cams, background, light = editor.sample_views(editor.batch_size, generator, dev)
-        images = render(edited.extract(), cams, background, light)
+        mesh = edited.extract()
+        images = render(mesh, cams, background, light)
         out = guidance(images.permute(0, 3, 1, 2), step=step, generator=generator, cameras=cams)
         loss = out.loss
         info = {"grad_norm": out.grad_norm, "t": float(out.t.float().mean())}
+        for name, weight, term in (("normal_consistency", editor.dmtet_normal_consistency, normal_consistency_loss),
+                                   ("laplacian", editor.dmtet_laplacian, laplacian_loss)):
+            if weight > 0:
+                reg = term(framed(mesh))
+                loss = loss + weight * reg
+                info[f"reg/{name}"] = float(reg.detach())
         lam = editor.fidelity(step)
         if lam > 0:
             with torch.no_grad():
-                reference = render(reference_mesh, cams, background, light)
+                reference = render(reference_mesh, cams, background, light, reference_colors)
             fid = editor.fidelity_loss(images, reference, lam)
             fid = fid + 0.5 * lam * (((edited.sdf - original.sdf) ** 2).mean()
                                      + ((edited.deformation - original.deformation) ** 2).mean())
@@ -87,7 +101,7 @@ def edit_dmtet(editor, dmtet: nn.Module, *, run_dir, resume, progress, callback,
 
     def preview_fn(step: int):
         with torch.no_grad():
-            before = render(reference_mesh, preview_cams, 0.5, preview_light)
+            before = render(reference_mesh, preview_cams, 0.5, preview_light, reference_colors)
             after = render(edited.extract(), preview_cams, 0.5, preview_light)
         return image_grid(torch.cat([before, after]).cpu(), columns=4)
 

@@ -38,6 +38,7 @@ from torch import nn
 from ..geometry.dmtet import DMTet
 from ..geometry.implicit_volume import ImplicitVolume
 from ..geometry.mesh import Mesh
+from ..geometry.nearest import nearest_vertex_colors
 from ..guidance.csd import CSD
 from ..guidance.priors.base import DiffusionPrior
 from ..guidance.schedule import Schedule, as_schedule
@@ -58,6 +59,8 @@ from .volume import edit_volume
 _FN = "Editor"
 #: The default alignment / fidelity balance (see docs/editing.md for the measured curve).
 DEFAULT_FIDELITY = 0.05
+#: The flat albedo a DMTet (which holds no colour) is rendered and exported with unless told otherwise.
+DEFAULT_DMTET_COLOR = (0.6, 0.6, 0.6)
 #: Fidelity losses are sums over pixels divided by this many pixels per view (a 32x32 image), so that
 #: the same ``fidelity`` means the same balance at any render resolution.
 _REFERENCE_PIXELS = 32 * 32
@@ -88,7 +91,17 @@ class Editor:
         up, front: the input mesh's up and front axes (for the camera frame only; the result keeps
             the input's coordinates).
         volume_resolution, volume_samples: render size and samples per ray of volume edits.
-        dmtet_color: the flat albedo a :class:`~csdkit.DMTet` (which holds no colour) is rendered with.
+        dmtet_color: the flat albedo ``(r, g, b)`` in [0, 1] a :class:`~csdkit.DMTet` (which holds no colour) is
+            rendered and exported with. None (default): :data:`DEFAULT_DMTET_COLOR`, or the colours of
+            ``dmtet_color_source`` when that is given.
+        dmtet_color_source: a :class:`~csdkit.Mesh` with ``vertex_colors [N, 3]`` in the DMTet's coordinates
+            (e.g. a generate run's ``mesh/mesh.pt``): each surface vertex of the DMTet takes the colour of
+            its nearest vertex of this mesh (no gradient through the lookup), in the renders and the export.
+            Excludes ``dmtet_color``.
+        dmtet_normal_consistency, dmtet_laplacian: weights (>= 0; 0 turns a term off) of the mesh
+            regularizers of a DMTet shape edit, on the surface extracted each step (in the renders' frame,
+            the DMTet's box scaled to radius 1): mean ``1 - cos`` of adjacent face normals and mean squared
+            uniform Laplacian (:mod:`csdkit.geometry.mesh_regularizers`, as in the generate job's mesh stage).
         guidance: a ready guidance object instead of the CSD built from the arguments above.
         seed: seeds cameras, timesteps and noise; a CPU run is deterministic for a fixed seed.
     """
@@ -100,7 +113,8 @@ class Editor:
                  weighting: str = "one_minus_abar", view_prompts: bool = False, shading: str = "lambertian",
                  distance_range: tuple[float, float] = (3.0, 3.6), fov_range: tuple[float, float] = (38.0, 45.0),
                  up: str = "+y", front: str = "+z", volume_resolution: int = 32, volume_samples: int = 96,
-                 dmtet_color: tuple[float, float, float] = (0.6, 0.6, 0.6),
+                 dmtet_color: tuple[float, float, float] | None = None, dmtet_color_source: Mesh | None = None,
+                 dmtet_normal_consistency: float = 0.1, dmtet_laplacian: float = 0.0,
                  guidance: ScoreDistillation | None = None, seed: int = 0) -> None:
         if not isinstance(target_prompt, str) or not target_prompt.strip():
             raise ValueError(f"{_FN}(): target_prompt must be a non-empty string, got {target_prompt!r}")
@@ -129,10 +143,23 @@ class Editor:
         self.distance_range = tuple(float(v) for v in distance_range)
         self.fov_range = tuple(float(v) for v in fov_range)
         self.up, self.front = up, front
-        color = torch.as_tensor(dmtet_color, dtype=torch.float32).reshape(-1)
+        if dmtet_color is not None and dmtet_color_source is not None:
+            raise ValueError(f"{_FN}(): pass dmtet_color (one flat colour) or dmtet_color_source (colours from a "
+                             f"mesh), not both; got dmtet_color={dmtet_color!r} and a dmtet_color_source")
+        color = torch.as_tensor(DEFAULT_DMTET_COLOR if dmtet_color is None else dmtet_color,
+                                dtype=torch.float32).reshape(-1)
         if color.numel() != 3 or not bool(((color >= 0) & (color <= 1)).all()):
             raise ValueError(f"{_FN}(): dmtet_color must be (r, g, b) in [0, 1], got {dmtet_color!r}")
         self.dmtet_color = tuple(color.tolist())
+        if dmtet_color_source is not None and (not isinstance(dmtet_color_source, Mesh)
+                                               or dmtet_color_source.vertex_colors is None):
+            got = "a Mesh without vertex_colors" if isinstance(dmtet_color_source, Mesh) \
+                else type(dmtet_color_source).__name__
+            raise ValueError(f"{_FN}(): dmtet_color_source must be a csdkit.Mesh with vertex_colors [N, 3], got {got}")
+        self.dmtet_color_source = None if dmtet_color_source is None else dmtet_color_source.detach().to("cpu")
+        self.dmtet_normal_consistency = check_float(_FN, "dmtet_normal_consistency", dmtet_normal_consistency,
+                                                    min_value=0.0)
+        self.dmtet_laplacian = check_float(_FN, "dmtet_laplacian", dmtet_laplacian, min_value=0.0)
         if guidance is None:
             if negative_weight is None:
                 negative_weight = [0, 1.0, 0.5, max(self.steps, 1)] if source_prompt is not None else 0.0
@@ -191,7 +218,11 @@ class Editor:
                 "shading": self.shading, "distance_range": list(self.distance_range),
                 "fov_range": list(self.fov_range), "up": self.up, "front": self.front,
                 "volume_resolution": self.volume_resolution, "volume_samples": self.volume_samples,
-                "seed": self.seed, "guidance": self.guidance.to_config()}
+                "dmtet_color": None if self.dmtet_color_source is not None else list(self.dmtet_color),
+                "dmtet_color_source": None if self.dmtet_color_source is None
+                else f"nearest vertex of a mesh with {self.dmtet_color_source.num_vertices} vertices",
+                "dmtet_normal_consistency": self.dmtet_normal_consistency,
+                "dmtet_laplacian": self.dmtet_laplacian, "seed": self.seed, "guidance": self.guidance.to_config()}
 
     # ---- shared pieces ---------------------------------------------------------------------------------
     def sample_views(self, n: int, g: torch.Generator, dev: torch.device):
@@ -201,6 +232,16 @@ class Editor:
         jitter = (torch.rand(n, 3, generator=g) - 0.5).to(dev)
         light = torch.nn.functional.normalize(cams.position / cams.distance[:, None] + jitter, dim=-1)
         return cams, background, light
+
+    def dmtet_vertex_colors(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Albedo ``[P, 3]`` float32 (no gradient) of DMTet surface vertices ``[P, 3]`` (the DMTet's coordinates).
+
+        The nearest ``dmtet_color_source`` vertex's colour (chunked brute-force search), else ``dmtet_color``.
+        """
+        if self.dmtet_color_source is None:
+            color = torch.tensor(self.dmtet_color, dtype=torch.float32, device=vertices.device)
+            return color.expand(vertices.shape[0], 3)
+        return nearest_vertex_colors(vertices, self.dmtet_color_source)
 
     def eval_cameras(self, n: int, dev: torch.device) -> Cameras:
         """``n`` orbit cameras at 15 degrees elevation (previews and held-out metrics)."""

@@ -45,6 +45,8 @@ _FN = "edit"
 #: and with Stable Diffusion.
 MINI_STEPS, SD_STEPS = 150, 1000
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off")
+#: What of a ``csdkit generate`` run directory an edit takes (``edit(stage=...)``, ``csdkit edit --stage``).
+STAGES = ("auto", "nerf", "mesh")
 
 
 def _run_job(folder: Path) -> str | None:
@@ -55,57 +57,96 @@ def _run_job(folder: Path) -> str | None:
         return None
 
 
-def resolve_input(asset: Any) -> tuple[Any, str]:
+def check_stage(stage: Any) -> str:
+    """``stage`` itself when it is one of :data:`STAGES` (ValueError listing them otherwise)."""
+    if not isinstance(stage, str) or stage not in STAGES:
+        raise ValueError(f"{_FN}(): stage must be one of {STAGES}, got {stage!r}")
+    return stage
+
+
+def resolve_input(asset: Any, stage: str = "auto") -> tuple[Any, str]:
     """The asset to edit and a description of where it came from.
 
     Accepts a :class:`~csdkit.Mesh`, :class:`~csdkit.TexturedMesh` or implicit volume as is; a mesh
     file (GLB/GLTF, OBJ+MTL+PNG, PLY, STL, OFF); or the run directory of ``csdkit texture``
-    (its ``textured.glb``), of ``csdkit edit`` (its ``edited.glb``, to chain edits) or of ``csdkit generate``
-    (its mesh stage's DMTet ``mesh/dmtet.pt``: a shape edit, rendered with the mean of ``mesh/mesh.pt``'s
-    vertex colours; without it, its saved NeRF ``nerf/volume.pt``: a shape + appearance edit).
+    (its ``textured.glb``), of ``csdkit edit`` (its ``edited.glb``, to chain edits) or of ``csdkit generate``.
+    Of a generate run, ``stage`` picks what is edited: ``"mesh"`` its mesh stage's DMTet ``mesh/dmtet.pt``
+    (a shape edit, each surface vertex coloured as its nearest vertex of ``mesh/mesh.pt``), ``"nerf"`` its saved NeRF
+    ``nerf/volume.pt`` (a shape + appearance edit), ``"auto"`` the DMTet when there is one, else the NeRF.
 
     Raises:
-        ValueError: a missing path, a folder that is no csdkit run, an unsupported file type.
+        ValueError: a missing path, a folder that is no csdkit run, an unsupported file type, a bad
+            ``stage``, a ``stage`` other than ``"auto"`` for an input that is no generate run, a generate
+            run without the file its ``stage`` needs.
     """
+    obj, source, _ = _resolve(asset, stage)
+    return obj, source
+
+
+def _resolve(asset: Any, stage: str) -> tuple[Any, str, str | None]:
+    """:func:`resolve_input` plus the generate-run stage edited (``"mesh"`` / ``"nerf"``; None for other inputs)."""
+    check_stage(stage)
     if isinstance(asset, (Mesh, TexturedMesh, DMTet)) or (isinstance(asset, nn.Module) and hasattr(asset, "density")):
-        return asset, f"<in-memory {type(asset).__name__}>"
+        _no_stage(stage, f"<in-memory {type(asset).__name__}>")
+        return asset, f"<in-memory {type(asset).__name__}>", None
     if not isinstance(asset, (str, Path)):
         raise TypeError(f"{_FN}(): asset must be a csdkit.Mesh, TexturedMesh, ImplicitVolume or a path, got "
                         f"{type(asset).__name__}")
     path = Path(asset)
     if not path.exists():
         raise ValueError(f"input not found: {path}")
+    if path.is_dir() and _run_job(path) == "generate":
+        return _resolve_generate_run(path, stage)
+    _no_stage(stage, str(path))
     if path.is_dir():
-        if _run_job(path) == "generate":
-            dmtet_file = path / "mesh" / DMTET_FILE
-            if dmtet_file.exists():  # a finished mesh stage: a shape edit of its refined DMTet
-                return load_dmtet(dmtet_file, torch.device("cpu")), str(dmtet_file)
-            # a generation run without a saved DMTet: edit its saved NeRF (shape and appearance)
-            volume_file = path / "nerf" / VOLUME_FILE
-            if not volume_file.exists():
-                raise ValueError(f"input {path} is a csdkit generate run whose nerf stage has not finished "
-                                 f"({volume_file} is missing)")
-            return load_volume(volume_file, torch.device("cpu")), str(volume_file)
         for name in ("textured.glb", "edited.glb", "textured.obj", "edited.obj"):
             if (path / name).exists():
-                return load_mesh(path / name), str(path / name)
+                return load_mesh(path / name), str(path / name), None
         raise ValueError(f"input folder {path} is not a csdkit texture or edit run (no textured.glb / "
                          "edited.glb in it)")
     if path.suffix.lower() not in MESH_SUFFIXES:
         raise ValueError(f"input {path} has an unsupported type {path.suffix or '(no suffix)'}; expected a "
                          f"mesh file ({', '.join(MESH_SUFFIXES)}) or a csdkit run directory")
-    return load_mesh(path), str(path)
+    return load_mesh(path), str(path), None
 
 
-def _stage_mean_color(mesh_pt: Path) -> tuple[float, float, float]:
-    """Mean vertex colour (r, g, b in [0, 1]) of a mesh stage's ``mesh.pt``.
+def _no_stage(stage: str, source: str) -> None:
+    if stage != "auto":
+        raise ValueError(f"{_FN}(): stage={stage!r} applies only to a csdkit generate run directory; the input "
+                         f"{source} is not one (use stage='auto')")
 
-    The editor's grey when ``mesh.pt`` is missing or unreadable."""
+
+def _resolve_generate_run(path: Path, stage: str) -> tuple[Any, str, str]:
+    """The DMTet or NeRF of the generate run in ``path`` that ``stage`` picks."""
+    dmtet_file, volume_file = path / "mesh" / DMTET_FILE, path / "nerf" / VOLUME_FILE
+    if stage == "mesh" or (stage == "auto" and dmtet_file.exists()):
+        if not dmtet_file.exists():
+            there = f"it has the NeRF {volume_file} (stage='nerf' edits it)" if volume_file.exists() else \
+                f"it has no NeRF {volume_file} either (no stage has finished)"
+            raise ValueError(f"{_FN}(): stage='mesh' needs the mesh stage's DMTet {dmtet_file}, which is missing; "
+                             f"{there}")
+        return load_dmtet(dmtet_file, torch.device("cpu")), str(dmtet_file), "mesh"
+    if not volume_file.exists():
+        if stage == "nerf":
+            there = f"it has the mesh stage's DMTet {dmtet_file} (stage='mesh' edits it)" if dmtet_file.exists() \
+                else f"it has no DMTet {dmtet_file} either (no stage has finished)"
+            raise ValueError(f"{_FN}(): stage='nerf' needs the NeRF {volume_file}, which is missing; {there}")
+        raise ValueError(f"input {path} is a csdkit generate run whose nerf stage has not finished "
+                         f"({volume_file} is missing)")
+    return load_volume(volume_file, torch.device("cpu")), str(volume_file), "nerf"
+
+
+def _stage_color_source(mesh_pt: Path) -> Mesh | None:
+    """The mesh stage's ``mesh.pt`` as a :class:`~csdkit.Mesh` with vertex colours (the DMTet's coordinates).
+
+    None when it is missing, unreadable or has no vertex colours: the Editor then renders its default flat
+    colour (:data:`~csdkit.editing.DEFAULT_DMTET_COLOR`)."""
     try:
-        colors = torch.load(mesh_pt, map_location="cpu", weights_only=False)["vertex_colors"]
-        return tuple(float(c) for c in colors.float().mean(0).clamp(0, 1))
-    except Exception:  # noqa: BLE001 - any unreadable mesh.pt falls back to the default colour
-        return (0.6, 0.6, 0.6)
+        saved = torch.load(mesh_pt, map_location="cpu", weights_only=False)
+        mesh = Mesh(saved["vertices"], saved["faces"], vertex_colors=saved["vertex_colors"])
+    except Exception:  # noqa: BLE001 - any unreadable mesh.pt falls back to the Editor's flat colour
+        return None
+    return mesh if mesh.vertex_colors is not None and mesh.num_vertices > 0 else None
 
 
 def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
@@ -113,14 +154,16 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
          prior: DiffusionPrior | str | None = None, steps: int | None = None, seed: int = 0,
          out_dir: str | Path | None = None, resume: bool = False, device: str | torch.device | None = "auto",
          progress: bool = True, init_color: float | tuple[float, float, float] | None = None,
-         texture_size: int = 512, up: str = "+y", front: str = "+z", formats: tuple[str, ...] = ("glb", "obj"),
-         callback: Callable[[int, dict[str, float]], None] | None = None, quiet: bool = False,
+         texture_size: int = 512, stage: str = "auto", up: str = "+y", front: str = "+z",
+         formats: tuple[str, ...] = ("glb", "obj"), callback: Callable[[int, dict[str, float]], None] | None = None,
+         quiet: bool = False,
          **editor_kwargs: Any) -> EditResult:
     """Edit ``asset`` toward ``target_prompt`` (away from ``source_prompt``).
 
     Args:
-        asset: a textured mesh file, a ``csdkit texture``/``csdkit edit`` run directory, a
-            :class:`~csdkit.Mesh`, :class:`~csdkit.TexturedMesh` or :class:`~csdkit.ImplicitVolume`.
+        asset: a textured mesh file, a ``csdkit texture``/``csdkit edit``/``csdkit generate`` run directory,
+            a :class:`~csdkit.Mesh`, :class:`~csdkit.TexturedMesh`, :class:`~csdkit.ImplicitVolume` or
+            :class:`~csdkit.DMTet`.
         target_prompt: what the asset should look like.
         source_prompt: what it looks like now (the negative prompt); None: plain CSD.
         fidelity: the alignment / fidelity knob (see :class:`csdkit.Editor` and ``docs/editing.md``).
@@ -135,6 +178,10 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
         progress: progress bar.
         init_color: start an untextured mesh from this flat colour (else it is an error).
         texture_size: texture side for an untextured / vertex-coloured input.
+        stage: of a ``csdkit generate`` run directory, ``"mesh"`` edits its DMTet ``mesh/dmtet.pt``,
+            ``"nerf"`` its NeRF ``nerf/volume.pt``, ``"auto"`` (default) the DMTet if there is one, else
+            the NeRF. Any other input takes only ``"auto"``. Recorded in config.json as the stage edited
+            (None for inputs that are no generate run).
         up, front: the input's up and front axes (camera frame only).
         formats: exported mesh formats, from ``"glb"`` and ``"obj"``.
         callback: ``callback(step, info)`` after every step.
@@ -145,11 +192,12 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
         :class:`~csdkit.editing.EditResult` with ``files`` (``glb``, ``obj``, ``comparison``, ``report``...).
     """
     check_prompt(_FN, target_prompt, "target_prompt")
+    check_stage(stage)
     bad = [f for f in formats if f not in ("glb", "obj")]
     if bad:
         raise ValueError(f"{_FN}(): formats must be among ('glb', 'obj'), got {bad}")
     run = open_run(_FN, out_dir, resume)
-    obj, source = resolve_input(asset)
+    obj, source, used_stage = _resolve(asset, stage)
     # Fail on bad input before loading a model: an untextured mesh, a region outside the asset.
     if isinstance(obj, (Mesh, TexturedMesh)):
         mesh, texture = appearance_input(obj, init_color=init_color, texture_size=texture_size)
@@ -163,16 +211,22 @@ def edit(asset: Any, target_prompt: str, *, source_prompt: str | None = None,
     kwargs: dict[str, Any] = {"resolution": d.resolution, "batch_size": d.batch_size, "t_range": d.t_range,
                               "distance_range": d.distance_range, "fov_range": d.fov_range,
                               "view_prompts": not mini, "lr": 0.05 if mini else 0.02}
-    if isinstance(obj, DMTet) and source.endswith(DMTET_FILE) and "dmtet_color" not in editor_kwargs:
-        kwargs["dmtet_color"] = _stage_mean_color(Path(source).parent / "mesh.pt")
+    color_source = None  # a generate run's DMTet takes its colours from the stage's mesh.pt (unless told)
+    if used_stage == "mesh" and not {"dmtet_color", "dmtet_color_source"} & set(editor_kwargs):
+        color_source = Path(source).parent / "mesh.pt"
+        kwargs["dmtet_color_source"] = _stage_color_source(color_source)
+        if kwargs["dmtet_color_source"] is None:
+            color_source = None
     kwargs.update(editor_kwargs)
     steps = (MINI_STEPS if mini else SD_STEPS) if steps is None else steps
     editor = Editor(prior_obj, target_prompt, source_prompt, fidelity=fidelity, region=region, steps=steps,
                     seed=seed, up=up, front=front, **kwargs)
     if run is not None and not resume:
-        run.write_config({"job": "edit", "input": source, "model": model_name,
+        run.write_config({"job": "edit", "input": source, "stage": used_stage,
+                          "asset": str(asset) if isinstance(asset, (str, Path)) else source, "model": model_name,
                           "prior": getattr(prior_obj, "name", type(prior_obj).__name__), "device": str(dev),
-                          "init_color": init_color, "texture_size": texture_size, **editor.to_config()})
+                          "init_color": init_color, "texture_size": texture_size, **editor.to_config(),
+                          **({"dmtet_color_source": str(color_source)} if color_source is not None else {})})
     result = editor.edit(obj, run_dir=run, resume=resume, progress=progress, callback=callback, device=dev)
     if run is not None and result.status == "completed":
         result.files = _write_outputs(run, editor, result, source, formats, dev)
@@ -245,10 +299,10 @@ def _volume_turntable(volume: nn.Module, editor: Editor, dev, size: int = 64) ->
 
 
 def _shape_mesh(asset: nn.Module, editor: Editor) -> Mesh | None:
-    """The exported surface of a shape edit's asset (a DMTet with the editor's flat colour, or a volume)."""
+    """The exported surface of a shape edit's asset (a DMTet in the editor's DMTet colours, or a volume)."""
     if isinstance(asset, DMTet):
-        mesh = asset.export_mesh()
-        return mesh.replace(vertex_colors=torch.tensor(editor.dmtet_color).expand(mesh.num_vertices, 3))
+        mesh = asset.export_mesh().to("cpu")
+        return mesh.replace(vertex_colors=editor.dmtet_vertex_colors(mesh.vertices).contiguous())
     return _volume_mesh(asset)
 
 

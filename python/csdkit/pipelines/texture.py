@@ -82,20 +82,22 @@ def _check_init_color(value: Any) -> tuple[float, float, float] | str:
     return (rgb[0], rgb[1], rgb[2])
 
 
-def _can_start_from_mesh(mesh: Mesh) -> bool:
-    return mesh.vertex_colors is not None or (mesh.texture is not None and mesh.uv is not None)
-
-
 def _mesh_start_image(source: Mesh, uv_mesh: Mesh, size: int) -> torch.Tensor:
     """The texture ``[S, S, 3]`` float32 in [0, 1] that ``init_color="mesh"`` starts from: the vertex colours of
     ``uv_mesh`` baked under its atlas (dilated past the chart borders so seams do not read background), or else
-    ``source``'s texture re-baked under ``uv_mesh``'s UVs (same faces needed)."""
+    ``source``'s texture re-baked under ``uv_mesh``'s UVs (same faces needed).
+
+    The one check of ``init_color="mesh"``: raises ValueError when ``uv_mesh`` has no vertex colours and
+    ``source`` no texture (with UVs) on the same faces, saying which of the two is missing."""
     if uv_mesh.vertex_colors is not None:
         return bake_vertex_colors(uv_mesh.to("cpu"), size, dilate=True).texture
-    if source.texture is not None and source.uv is not None and source.num_faces == uv_mesh.num_faces:
+    textured = source.texture is not None and source.uv is not None
+    if textured and source.num_faces == uv_mesh.num_faces:
         return transfer_texture(source.to("cpu"), uv_mesh.to("cpu"), resolution=size, dilate=True).texture
+    has = (f"only a texture, on {source.num_faces} faces, while its atlas has {uv_mesh.num_faces} (decimated)"
+           if textured else "none")
     raise ValueError(f"{_FN}(): init_color='mesh' needs a mesh with vertex colours (or a texture on the same "
-                     "faces), but the mesh has none; pass a number or (r, g, b) instead")
+                     f"faces as its atlas), but the mesh has {has}; pass a number or (r, g, b) instead")
 
 
 def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None = DEFAULT,
@@ -130,7 +132,8 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
         init_color: where the texture starts: a grey level or ``(r, g, b)`` in [0, 1] (a flat colour; default
             mid-grey), or ``"mesh"``: the mesh's own vertex colours baked into the new atlas (dilated past
             the chart borders), or, for a mesh without vertex colours, its texture re-baked into it
-            (ValueError if it has neither). ``"hashgrid"`` starts from the mean of that image.
+            (ValueError if it has neither, or only a texture on other faces than its atlas'). ``"hashgrid"``
+            starts from the mean of that image.
             :func:`csdkit.generate` passes ``"mesh"`` (its stage-2 mesh carries the NeRF's albedo).
         guidance_overrides: extra arguments of the ``csd-mesh-sd`` guidance preset.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
@@ -158,9 +161,6 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
         raise ValueError(f"{_FN}(): formats must be among ('glb', 'obj'), got {bad}")
     run = open_run(_FN, out_dir, resume)
     mesh_source, mesh = resolve_mesh(_FN, mesh)
-    if init_color == "mesh" and not _can_start_from_mesh(mesh):
-        raise ValueError(f"{_FN}(): init_color='mesh' needs a mesh with vertex colours (or a texture), but the "
-                         "mesh has none; pass a number or (r, g, b) instead")
 
     dev = resolve_device(device)
     torch.manual_seed(seed)
@@ -178,7 +178,8 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
 
     # ---- geometry: the normalized mesh with its atlas (saved, so a resumed run uses the same one)
     uv_file = run.path / "uv_mesh.pt" if run is not None else None
-    if resume and uv_file is not None and uv_file.exists():
+    saved_atlas = resume and uv_file is not None and uv_file.exists()
+    if saved_atlas:
         s = torch.load(uv_file, map_location="cpu")
         tm = TexturedMesh.from_uv_mesh(Mesh(s["vertices"], s["faces"], uv=s["uv"], face_uv=s["face_uv"],
                                             vertex_colors=s.get("vertex_colors")),
@@ -187,13 +188,13 @@ def texture(mesh: Mesh | str | Path, prompt: str, *, negative_prompt: str | None
     else:
         normalized = mesh.normalized(up=up, front=front, verbose=not quiet)
         tm = TexturedMesh(normalized, texture_size, parametrization, init_color=flat_color, keep_uvs=keep_uvs)
-        if uv_file is not None:
-            atomic_save(_uv_mesh_state(tm.mesh), uv_file)
-    if init_color == "mesh":
+    if init_color == "mesh":  # raises, before the atlas or config is saved, when there are no colours to start from
         if normalized is None and tm.mesh.vertex_colors is None:
             normalized = mesh.normalized(up=up, front=front, verbose=False)
         tm.reset_texture(_mesh_start_image(normalized if normalized is not None else tm.mesh, tm.mesh,
                                            texture_size))
+    if uv_file is not None and not saved_atlas:
+        atomic_save(_uv_mesh_state(tm.mesh), uv_file)
     tm = tm.to(dev)
     tm.mesh = tm.mesh.to(dev)
 

@@ -369,7 +369,7 @@ def test_dmtet_edit_mesh_regularizers_are_reported_and_smooth(prior):
     def run(**weights):
         infos = []
         editor = Editor(prior, "a gray cube", "a gray sphere", fidelity=0.0, steps=20, batch_size=2, seed=0,
-                        **weights)
+                        dmtet_smoothing=0.0, **weights)  # the regularizers alone (smoothing has its own test)
         result = editor.edit(_noisy_sphere_dmtet(), progress=False, callback=lambda step, info: infos.append(info))
         return editor, result, infos
 
@@ -462,3 +462,45 @@ def test_generate_run_without_stage_colours_takes_the_editors_default(prior, tmp
         assert torch.allclose(colors, torch.tensor([0.2, 0.4, 0.8]).expand_as(colors), atol=0.01)
         cfg = json.loads((tmp_path / f"e{i}" / "config.json").read_text())
         assert cfg["dmtet_color"] == pytest.approx([0.2, 0.4, 0.8]) and cfg["dmtet_color_source"] is None
+
+
+def test_blur_lattice_is_a_normalized_separable_gaussian_in_grid_order():
+    from csdkit.editing.dmtet_edit import blur_lattice
+    from csdkit.geometry.tet_grid import tet_grid
+
+    n = 9
+    delta = torch.zeros(n**3, 2, dtype=torch.float64)
+    delta[(4 * n + 4) * n + 4] = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    out = blur_lattice(delta, n, 1.0)
+    vol = out[:, 0].reshape(n, n, n)
+    assert float(out[:, 0].sum()) == pytest.approx(1.0, abs=1e-12) and torch.allclose(out[:, 1], 2 * out[:, 0])
+    g = torch.exp(-0.5 * torch.arange(-3, 4, dtype=torch.float64) ** 2)  # cut at 3 sigma
+    g = torch.nn.functional.pad(g / g.sum(), (1, 1))
+    torch.testing.assert_close(vol, g[:, None, None] * g[None, :, None] * g[None, None, :])
+    # a field that varies along x only is blurred along x only (the lattice order of tet_grid)
+    verts, _ = tet_grid(n - 1, cache=False)
+    ramp = (verts[:, 1:2].double() > 0).double()  # a step along y
+    blurred = blur_lattice(ramp, n, 1.0).reshape(n, n, n)
+    inner = blurred[3:-3, :, 3:-3]  # 3 cells (the kernel radius) from the zero border
+    assert float((inner - inner[:1, :, :1]).abs().max()) < 1e-12  # constant along x and z (inside)
+    assert float(inner[0, 3, 0]) < 0.5 < float(inner[0, 5, 0])  # smoothed across the step in y
+
+
+def test_dmtet_smoothing_keeps_the_edited_surface_smooth(prior):
+    from csdkit.geometry.mesh_regularizers import normal_consistency_loss
+
+    def run(sigma):
+        editor = Editor(prior, "a gray cube", "a gray sphere", fidelity=0.0, steps=30, batch_size=2, seed=0,
+                        dmtet_normal_consistency=0.0, dmtet_smoothing=sigma)
+        assert editor.to_config()["dmtet_smoothing"] == sigma
+        return editor.edit(csdkit.DMTet(resolution=24, radius=1.0).init_sphere(0.6), progress=False)
+
+    rough, smooth = run(0.0), run(2.0)
+    assert float((smooth.asset.sdf - rough.asset.sdf).abs().max()) > 0
+    # per-vertex guidance noise crumples the surface; blurred gradients do not
+    nc_rough = float(normal_consistency_loss(rough.asset.extract()))
+    nc_smooth = float(normal_consistency_loss(smooth.asset.extract()))
+    assert nc_smooth < 0.5 * nc_rough, (nc_smooth, nc_rough)
+    assert Editor(prior, "a cube").dmtet_smoothing == 2.0
+    with pytest.raises(ValueError, match=r"dmtet_smoothing must be in \[0.0, 64.0\], got -1.0"):
+        Editor(prior, "a cube", dmtet_smoothing=-1.0)

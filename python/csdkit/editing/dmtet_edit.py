@@ -16,6 +16,7 @@ outside the box keep exactly their original surface.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -40,6 +41,10 @@ def edit_dmtet(editor, dmtet: nn.Module, *, run_dir, resume, progress, callback,
         p.requires_grad_(True)
     reference_mesh = original.extract().detach()
     inside = None
+    if editor.dmtet_smoothing > 0:  # before the region mask: the mask applies to the blurred gradient
+        n = dmtet.resolution + 1
+        edited.sdf.register_hook(lambda g: blur_lattice(g[:, None], n, editor.dmtet_smoothing)[:, 0])
+        edited.deformation.register_hook(lambda g: blur_lattice(g, n, editor.dmtet_smoothing))
     if editor.region is not None:
         if editor.region.kind != "box":
             raise ValueError(f"{_FN}(): a shape edit takes a box region, got a {editor.region.kind} region "
@@ -53,7 +58,7 @@ def edit_dmtet(editor, dmtet: nn.Module, *, run_dir, resume, progress, callback,
                              f"surface spans {extent})")
         edited.sdf.register_hook(lambda g: g * inside.to(g.dtype))
         edited.deformation.register_hook(lambda g: g * inside.to(g.dtype)[:, None])
-    renderer = MeshRenderer(editor.resolution)
+    renderer = MeshRenderer(editor.resolution, antialias=True)  # silhouettes move the surface too
     optimizer = torch.optim.Adam(edited.parameters(), lr=editor.lr * 0.2, betas=(0.9, 0.99), eps=1e-15)
     generator = torch.Generator().manual_seed(editor.seed)
     guidance = editor.guidance
@@ -122,6 +127,34 @@ def edit_dmtet(editor, dmtet: nn.Module, *, run_dir, resume, progress, callback,
                "bbox_fill_original": _grid_fill(original), "bbox_fill": _grid_fill(edited)}
     return EditResult("shape", edited, original, None, None, None, result.status, result.step, result.seconds,
                       metrics)
+
+
+def blur_lattice(values: torch.Tensor, n: int, sigma: float) -> torch.Tensor:
+    """Gaussian blur of per-vertex values over the DMTet lattice.
+
+    Args:
+        values: ``[n**3, C]`` float, vertex ``(i * n + j) * n + k`` at lattice cell ``(i, j, k)`` (the order of
+            :func:`csdkit.geometry.tet_grid.tet_grid`).
+        n: lattice points per axis (``resolution + 1``).
+        sigma: standard deviation in cells (> 0); the kernel is cut at ``ceil(3 sigma)`` cells and the lattice
+            is zero outside (a separable 1-D convolution per axis).
+
+    Returns:
+        ``[n**3, C]`` like ``values`` (same dtype and device).
+    """
+    radius = max(1, int(math.ceil(3 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=values.dtype, device=values.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = values.shape[1]
+    vol = values.t().reshape(c, 1, n, n, n)
+    for axis in range(3):
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = kernel.numel()
+        pad = [0, 0, 0, 0, 0, 0]
+        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
+        vol = torch.nn.functional.conv3d(torch.nn.functional.pad(vol, pad), kernel.reshape(shape))
+    return vol.reshape(c, -1).t().contiguous()
 
 
 @torch.no_grad()

@@ -102,6 +102,10 @@ class Editor:
             regularizers of a DMTet shape edit, on the surface extracted each step (in the renders' frame,
             the DMTet's box scaled to radius 1): mean ``1 - cos`` of adjacent face normals and mean squared
             uniform Laplacian (:mod:`csdkit.geometry.mesh_regularizers`, as in the generate job's mesh stage).
+        dmtet_smoothing: standard deviation, in grid cells, of the Gaussian that the SDF and deformation
+            gradients of a DMTet shape edit are blurred with over the grid before each step (0: off). The
+            guidance sees tiny renders, so per-vertex gradients are mostly noise that crumples the surface;
+            blurred, the updates are smooth, low-frequency shape changes (see ``docs/editing.md``).
         guidance: a ready guidance object instead of the CSD built from the arguments above.
         seed: seeds cameras, timesteps and noise; a CPU run is deterministic for a fixed seed.
     """
@@ -114,7 +118,7 @@ class Editor:
                  distance_range: tuple[float, float] = (3.0, 3.6), fov_range: tuple[float, float] = (38.0, 45.0),
                  up: str = "+y", front: str = "+z", volume_resolution: int = 32, volume_samples: int = 96,
                  dmtet_color: tuple[float, float, float] | None = None, dmtet_color_source: Mesh | None = None,
-                 dmtet_normal_consistency: float = 0.1, dmtet_laplacian: float = 0.0,
+                 dmtet_normal_consistency: float = 0.1, dmtet_laplacian: float = 0.0, dmtet_smoothing: float = 2.0,
                  guidance: ScoreDistillation | None = None, seed: int = 0) -> None:
         if not isinstance(target_prompt, str) or not target_prompt.strip():
             raise ValueError(f"{_FN}(): target_prompt must be a non-empty string, got {target_prompt!r}")
@@ -160,6 +164,7 @@ class Editor:
         self.dmtet_normal_consistency = check_float(_FN, "dmtet_normal_consistency", dmtet_normal_consistency,
                                                     min_value=0.0)
         self.dmtet_laplacian = check_float(_FN, "dmtet_laplacian", dmtet_laplacian, min_value=0.0)
+        self.dmtet_smoothing = check_float(_FN, "dmtet_smoothing", dmtet_smoothing, min_value=0.0, max_value=64.0)
         if guidance is None:
             if negative_weight is None:
                 negative_weight = [0, 1.0, 0.5, max(self.steps, 1)] if source_prompt is not None else 0.0
@@ -222,7 +227,8 @@ class Editor:
                 "dmtet_color_source": None if self.dmtet_color_source is None
                 else f"nearest vertex of a mesh with {self.dmtet_color_source.num_vertices} vertices",
                 "dmtet_normal_consistency": self.dmtet_normal_consistency,
-                "dmtet_laplacian": self.dmtet_laplacian, "seed": self.seed, "guidance": self.guidance.to_config()}
+                "dmtet_laplacian": self.dmtet_laplacian, "dmtet_smoothing": self.dmtet_smoothing,
+                "seed": self.seed, "guidance": self.guidance.to_config()}
 
     # ---- shared pieces ---------------------------------------------------------------------------------
     def sample_views(self, n: int, g: torch.Generator, dev: torch.device):

@@ -121,7 +121,7 @@ def turntable(geometry: Mesh | TexturedSurface, path: str | Path, distance_range
     """8 views around a mesh or textured surface (2 rows x 4), lit from the camera, on a grey background,
     written as a PNG."""
     cams = turntable_cameras(8, distance_range, fov_range, device)
-    out = MeshRenderer(size).render(geometry, cams, shading="lambertian", background=0.6,
+    out = MeshRenderer(size, antialias=True).render(geometry, cams, shading="lambertian", background=0.6,
                                     light_dir=torch.nn.functional.normalize(cams.position, dim=-1),
                                     ambient=0.5, diffuse=0.5)
     return save_png(image_grid(out["rgb"].cpu(), columns=4), Path(path))

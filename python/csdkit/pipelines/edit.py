@@ -283,7 +283,7 @@ def _mesh_turntable(mesh: Mesh, editor: Editor, dev, size: int = 256) -> torch.T
     cams = turntable_cameras(8, editor.distance_range, editor.fov_range, dev)
     view = mesh.normalized(up=editor.up, front=editor.front, verbose=False).to(dev)
     with torch.no_grad():
-        out = MeshRenderer(size).render(view, cams, shading="lambertian", background=0.6,
+        out = MeshRenderer(size, antialias=True).render(view, cams, shading="lambertian", background=0.6,
                                         light_dir=torch.nn.functional.normalize(cams.position, dim=-1),
                                         ambient=0.5, diffuse=0.5)
     return out["rgb"].cpu()

@@ -8,9 +8,11 @@ surface's renders and the SDF / deformation close to the original's (mean square
 grid vertices, weighted like the render term). Normal-consistency and Laplacian terms on the extracted
 surface (``Editor(dmtet_normal_consistency=..., dmtet_laplacian=...)``, in the renders' frame) keep it
 smooth against the noise the guidance adds; the step info reports them as ``reg/normal_consistency`` and
-``reg/laplacian``. With a box region only grid vertices inside the box are optimized (their gradient is
-masked, and the result takes the original's values outside, bit for bit), so tets with all four corners
-outside the box keep exactly their original surface.
+``reg/laplacian``. The SDF and deformation gradients are averaged over the surface's grid vertices with a
+Gaussian (``Editor(dmtet_smoothing=...)``, :func:`smooth_surface_gradient`), and the renders are antialiased
+so the outline moves the surface too. With a box region only grid vertices inside the box are optimized
+(their gradient is masked, and the result takes the original's values outside, bit for bit), so tets with
+all four corners outside the box keep exactly their original surface.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ def edit_dmtet(editor, dmtet: nn.Module, *, run_dir, resume, progress, callback,
     inside = None
     if editor.dmtet_smoothing > 0:  # before the region mask: the mask applies to the blurred gradient
         n = dmtet.resolution + 1
-        edited.sdf.register_hook(lambda g: blur_lattice(g[:, None], n, editor.dmtet_smoothing)[:, 0])
-        edited.deformation.register_hook(lambda g: blur_lattice(g, n, editor.dmtet_smoothing))
+        edited.sdf.register_hook(lambda g: smooth_surface_gradient(g[:, None], n, editor.dmtet_smoothing)[:, 0])
+        edited.deformation.register_hook(lambda g: smooth_surface_gradient(g, n, editor.dmtet_smoothing))
     if editor.region is not None:
         if editor.region.kind != "box":
             raise ValueError(f"{_FN}(): a shape edit takes a box region, got a {editor.region.kind} region "
@@ -155,6 +157,20 @@ def blur_lattice(values: torch.Tensor, n: int, sigma: float) -> torch.Tensor:
         pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
         vol = torch.nn.functional.conv3d(torch.nn.functional.pad(vol, pad), kernel.reshape(shape))
     return vol.reshape(c, -1).t().contiguous()
+
+
+def smooth_surface_gradient(grad: torch.Tensor, n: int, sigma: float) -> torch.Tensor:
+    """Normalized Gaussian average of ``grad [n**3, C]`` over the vertices that have a gradient.
+
+    Only grid vertices of tets that the surface crosses get a gradient. Each of them gets the
+    Gaussian-weighted mean (:func:`blur_lattice`) of the gradients around it; vertices without one keep 0.
+    A plain blur would also hand small gradients to empty space, and Adam would scale them to full steps
+    there, growing floaters.
+    """
+    support = (grad != 0).any(-1, keepdim=True).to(grad.dtype)
+    total = blur_lattice(grad, n, sigma)
+    weight = blur_lattice(support, n, sigma)
+    return torch.where(support > 0, total / weight.clamp_min(1e-30), torch.zeros_like(grad))
 
 
 @torch.no_grad()

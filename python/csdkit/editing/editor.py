@@ -102,10 +102,11 @@ class Editor:
             regularizers of a DMTet shape edit, on the surface extracted each step (in the renders' frame,
             the DMTet's box scaled to radius 1): mean ``1 - cos`` of adjacent face normals and mean squared
             uniform Laplacian (:mod:`csdkit.geometry.mesh_regularizers`, as in the generate job's mesh stage).
-        dmtet_smoothing: standard deviation, in grid cells, of the Gaussian that the SDF and deformation
-            gradients of a DMTet shape edit are blurred with over the grid before each step (0: off). The
-            guidance sees tiny renders, so per-vertex gradients are mostly noise that crumples the surface;
-            blurred, the updates are smooth, low-frequency shape changes (see ``docs/editing.md``).
+        dmtet_smoothing: standard deviation, in grid cells, of the Gaussian that averages the SDF and
+            deformation gradients of a DMTet shape edit over the grid vertices near the surface before each
+            step (0: off). The guidance sees tiny renders, so per-vertex gradients are mostly noise that
+            crumples the surface; averaged, the updates are smooth, low-frequency shape changes (see
+            ``docs/editing.md``).
         guidance: a ready guidance object instead of the CSD built from the arguments above.
         seed: seeds cameras, timesteps and noise; a CPU run is deterministic for a fixed seed.
     """

@@ -466,8 +466,7 @@ def test_generate_run_without_stage_colours_takes_the_editors_default(prior, tmp
 
 
 def test_blur_lattice_is_a_normalized_separable_gaussian_in_grid_order():
-    from csdkit.editing.dmtet_edit import blur_lattice
-    from csdkit.geometry.tet_grid import tet_grid
+    from csdkit.geometry.tet_grid import blur_lattice, tet_grid
 
     n = 9
     delta = torch.zeros(n**3, 2, dtype=torch.float64)

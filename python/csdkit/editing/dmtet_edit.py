@@ -9,21 +9,21 @@ grid vertices, weighted like the render term). Normal-consistency and Laplacian 
 surface (``Editor(dmtet_normal_consistency=..., dmtet_laplacian=...)``, in the renders' frame) keep it
 smooth against the noise the guidance adds; the step info reports them as ``reg/normal_consistency`` and
 ``reg/laplacian``. The SDF and deformation gradients are averaged over the surface's grid vertices with a
-Gaussian (``Editor(dmtet_smoothing=...)``, :func:`smooth_surface_gradient`), and the renders are antialiased
-so the outline moves the surface too. With a box region only grid vertices inside the box are optimized
-(their gradient is masked, and the result takes the original's values outside, bit for bit), so tets with
-all four corners outside the box keep exactly their original surface.
+Gaussian (``Editor(dmtet_smoothing=...)``, :func:`csdkit.geometry.tet_grid.smooth_surface_gradient`), and
+the renders are antialiased so the outline moves the surface too. With a box region only grid vertices
+inside the box are optimized (their gradient is masked, and the result takes the original's values
+outside, bit for bit), so tets with all four corners outside the box keep exactly their original surface.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
 
 from ..geometry.mesh_regularizers import laplacian_loss, normal_consistency_loss
+from ..geometry.tet_grid import smooth_surface_gradient
 from ..render.mesh_renderer import MeshRenderer
 from ..training import Trainer, image_grid
 from .result import EditResult
@@ -129,48 +129,6 @@ def edit_dmtet(editor, dmtet: nn.Module, *, run_dir, resume, progress, callback,
                "bbox_fill_original": _grid_fill(original), "bbox_fill": _grid_fill(edited)}
     return EditResult("shape", edited, original, None, None, None, result.status, result.step, result.seconds,
                       metrics)
-
-
-def blur_lattice(values: torch.Tensor, n: int, sigma: float) -> torch.Tensor:
-    """Gaussian blur of per-vertex values over the DMTet lattice.
-
-    Args:
-        values: ``[n**3, C]`` float, vertex ``(i * n + j) * n + k`` at lattice cell ``(i, j, k)`` (the order of
-            :func:`csdkit.geometry.tet_grid.tet_grid`).
-        n: lattice points per axis (``resolution + 1``).
-        sigma: standard deviation in cells (> 0); the kernel is cut at ``ceil(3 sigma)`` cells and the lattice
-            is zero outside (a separable 1-D convolution per axis).
-
-    Returns:
-        ``[n**3, C]`` like ``values`` (same dtype and device).
-    """
-    radius = max(1, int(math.ceil(3 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=values.dtype, device=values.device)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    c = values.shape[1]
-    vol = values.t().reshape(c, 1, n, n, n)
-    for axis in range(3):
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = kernel.numel()
-        pad = [0, 0, 0, 0, 0, 0]
-        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
-        vol = torch.nn.functional.conv3d(torch.nn.functional.pad(vol, pad), kernel.reshape(shape))
-    return vol.reshape(c, -1).t().contiguous()
-
-
-def smooth_surface_gradient(grad: torch.Tensor, n: int, sigma: float) -> torch.Tensor:
-    """Normalized Gaussian average of ``grad [n**3, C]`` over the vertices that have a gradient.
-
-    Only grid vertices of tets that the surface crosses get a gradient. Each of them gets the
-    Gaussian-weighted mean (:func:`blur_lattice`) of the gradients around it; vertices without one keep 0.
-    A plain blur would also hand small gradients to empty space, and Adam would scale them to full steps
-    there, growing floaters.
-    """
-    support = (grad != 0).any(-1, keepdim=True).to(grad.dtype)
-    total = blur_lattice(grad, n, sigma)
-    weight = blur_lattice(support, n, sigma)
-    return torch.where(support > 0, total / weight.clamp_min(1e-30), torch.zeros_like(grad))
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ load or to verify is regenerated.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import zlib
@@ -28,7 +29,7 @@ import torch
 
 from ..ops._checks import check_int
 
-__all__ = ["KUHN_TETS", "tet_grid", "tet_grid_cache_dir", "tet_grid_edges"]
+__all__ = ["KUHN_TETS", "blur_lattice", "smooth_surface_gradient", "tet_grid", "tet_grid_cache_dir", "tet_grid_edges"]
 
 logger = logging.getLogger("csdkit.tet_grid")
 
@@ -161,3 +162,45 @@ def tet_grid_edges(resolution: int, device: torch.device | str | None = None) ->
         b = ids[d[0]:, d[1]:, d[2]:].reshape(-1)
         out.append(torch.stack([a, b], 1))
     return torch.cat(out)
+
+
+def blur_lattice(values: torch.Tensor, n: int, sigma: float) -> torch.Tensor:
+    """Gaussian blur of per-vertex values over the :func:`tet_grid` lattice (e.g. a DMTet's SDF or its gradient).
+
+    Args:
+        values: ``[n**3, C]`` float, vertex ``(i * n + j) * n + k`` at lattice cell ``(i, j, k)`` (the order of
+            :func:`tet_grid`).
+        n: lattice points per axis (``resolution + 1``).
+        sigma: standard deviation in cells (> 0); the kernel is cut at ``ceil(3 sigma)`` cells and the lattice
+            is zero outside (a separable 1-D convolution per axis).
+
+    Returns:
+        ``[n**3, C]`` like ``values`` (same dtype and device).
+    """
+    radius = max(1, int(math.ceil(3 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=values.dtype, device=values.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = values.shape[1]
+    vol = values.t().reshape(c, 1, n, n, n)
+    for axis in range(3):
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = kernel.numel()
+        pad = [0, 0, 0, 0, 0, 0]
+        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
+        vol = torch.nn.functional.conv3d(torch.nn.functional.pad(vol, pad), kernel.reshape(shape))
+    return vol.reshape(c, -1).t().contiguous()
+
+
+def smooth_surface_gradient(grad: torch.Tensor, n: int, sigma: float) -> torch.Tensor:
+    """Normalized Gaussian average of ``grad [n**3, C]`` over the vertices that have a gradient.
+
+    Only grid vertices of tets that the surface crosses get a gradient. Each of them gets the
+    Gaussian-weighted mean (:func:`blur_lattice`) of the gradients around it; vertices without one keep 0.
+    A plain blur would also hand small gradients to empty space, and Adam would scale them to full steps
+    there, growing floaters.
+    """
+    support = (grad != 0).any(-1, keepdim=True).to(grad.dtype)
+    total = blur_lattice(grad, n, sigma)
+    weight = blur_lattice(support, n, sigma)
+    return torch.where(support > 0, total / weight.clamp_min(1e-30), torch.zeros_like(grad))

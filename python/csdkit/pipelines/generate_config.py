@@ -98,6 +98,13 @@ class MeshStageConfig:
         max_faces: the mesh is decimated to this many faces before texturing when it has more.
         antialias: antialias the renders at silhouettes (:func:`csdkit.ops.antialias`), so the outline
             gives the SDF and the deformation a gradient; without it only shading moves the surface.
+        sdf_smoothing: standard deviation in grid cells of a Gaussian blur of the SDF taken from the NeRF
+            (:func:`csdkit.geometry.tet_grid.blur_lattice`), which removes the sub-cell bumps of the NeRF's
+            density before refinement (0: off).
+        gradient_smoothing: standard deviation in grid cells of the Gaussian that averages the SDF and
+            deformation gradients over the surface's grid vertices each step
+            (:func:`csdkit.geometry.tet_grid.smooth_surface_gradient`; 0: off), against guidance noise
+            re-roughening the surface.
     """
 
     steps: int
@@ -118,6 +125,8 @@ class MeshStageConfig:
     min_component_fraction: float = 0.05
     max_faces: int = 60000
     antialias: bool = True
+    sdf_smoothing: float = 0.0
+    gradient_smoothing: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +177,8 @@ MINI_GENERATE = GenerateConfig(
         normal_consistency=0.1, laplacian=0.0, sdf_entropy=0.01, distance_range=(3.0, 3.6),
         fov_range=(38.0, 45.0), guidance_preset="csd-mesh-sd",
         guidance={"negative_prompt": None, "negative_weight": 0.0, "t_range": [0.02, 0.98],
-                  "weighting": "uniform", "grad_normalize": True, "view_prompts": False}),
+                  "weighting": "uniform", "grad_normalize": True, "view_prompts": False},
+        sdf_smoothing=2.0, gradient_smoothing=2.0),
     texture_steps=200,
 )
 

@@ -23,6 +23,7 @@ from ..geometry.dmtet import DMTet
 from ..geometry.implicit_volume import ImplicitVolume
 from ..geometry.mesh import Mesh
 from ..geometry.regularizers import weight_at
+from ..geometry.tet_grid import blur_lattice, smooth_surface_gradient
 from ..guidance.presets import guidance_preset
 from ..guidance.priors.base import DiffusionPrior
 from ..io import load_mesh, save_glb
@@ -64,6 +65,14 @@ class MeshStage:
         self.dmtet = DMTet(cfg.tet_resolution, radius=volume.radius).to(device)
         self.threshold = self.dmtet.init_from_volume(volume)
         self._smooth_sdf_from_volume()
+        n = cfg.tet_resolution + 1
+        if cfg.sdf_smoothing > 0:
+            with torch.no_grad():
+                self.dmtet.sdf.copy_(blur_lattice(self.dmtet.sdf[:, None].double(), n, cfg.sdf_smoothing)[:, 0])
+        if cfg.gradient_smoothing > 0:
+            sigma = cfg.gradient_smoothing
+            self.dmtet.sdf.register_hook(lambda g: smooth_surface_gradient(g[:, None], n, sigma)[:, 0])
+            self.dmtet.deformation.register_hook(lambda g: smooth_surface_gradient(g, n, sigma))
         self.renderer = MeshRenderer(cfg.resolution, antialias=cfg.antialias)
         self.guidance = guidance_preset(cfg.guidance_preset, prior, prompt, **cfg.guidance)
         self.views = MeshViews(tuple(cfg.distance_range), tuple(cfg.fov_range), device)

@@ -36,7 +36,7 @@ from ..training import RunDirectory, image_grid, save_png
 from ..training.checkpoint import atomic_save, atomic_write_bytes
 from ..uv.textured_mesh import TexturedMesh
 from .common import check_prompt, open_run, turntable_cameras, write_results
-from .generate_mesh import DMTET_FILE, load_dmtet
+from .generate_mesh import DMTET_FILE, load_dmtet, load_stage_mesh
 from .generate_nerf import VOLUME_FILE, load_volume
 from .models import defaults_for, is_mini, load_prior, resolve_device
 
@@ -137,14 +137,14 @@ def _resolve_generate_run(path: Path, stage: str) -> tuple[Any, str, str]:
 
 
 def _stage_color_source(mesh_pt: Path) -> Mesh | None:
-    """The mesh stage's ``mesh.pt`` as a :class:`~csdkit.Mesh` with vertex colours (the DMTet's coordinates).
+    """The mesh stage's mesh (:func:`~csdkit.pipelines.generate_mesh.load_stage_mesh` of ``mesh_pt``'s folder)
+    with vertex colours, in the DMTet's coordinates.
 
     None when it is missing, unreadable or has no vertex colours: the Editor then renders its default flat
     colour (:data:`~csdkit.editing.DEFAULT_DMTET_COLOR`)."""
     try:
-        saved = torch.load(mesh_pt, map_location="cpu", weights_only=False)
-        mesh = Mesh(saved["vertices"], saved["faces"], vertex_colors=saved["vertex_colors"])
-    except Exception:  # noqa: BLE001 - any unreadable mesh.pt falls back to the Editor's flat colour
+        mesh = load_stage_mesh(mesh_pt.parent)
+    except Exception:  # noqa: BLE001 - any unreadable stage mesh falls back to the Editor's flat colour
         return None
     return mesh if mesh.vertex_colors is not None and mesh.num_vertices > 0 else None
 

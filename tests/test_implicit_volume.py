@@ -179,7 +179,7 @@ def test_bad_inputs():
         ImplicitVolume(density_activation="relu")
     with pytest.raises(ValueError, match="normal_type must be one of"):
         ImplicitVolume(normal_type="sdf")
-    with pytest.raises(ValueError, match="density_bias must be 'blob', 'linear_blob', a number or None"):
+    with pytest.raises(ValueError, match="density_bias must be 'blob', 'linear_blob', a number, a module"):
         ImplicitVolume(density_bias="gauss")
     with pytest.raises(ValueError, match=r"radius must be in"):
         ImplicitVolume(radius=0.0)

@@ -299,6 +299,9 @@ def _generate_parser(sub) -> None:
                    help="mini (embedded, default), if (DeepFloyd IF for the NeRF + SD 2.1 for mesh and texture), "
                         "sd21, or a local model folder")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shape-init", default=None,
+                   help="the NeRF's start shape: blob (a ball, default), a built-in mesh (@torus, @sphere, @vase) "
+                        "or a mesh file (GLB/OBJ/PLY), e.g. @torus for a shape with a hole")
     add_run_options(p, "runs/generate-<prompt>")
 
 
@@ -321,7 +324,8 @@ def _run_generate(args) -> int:
         out = out or Path("runs") / f"generate-{slug or 'prompt'}"
     result = generate(prompt, out_dir=out, stages=args.stages, steps_nerf=args.steps_nerf,
                       steps_mesh=args.steps_mesh, steps_texture=args.steps_texture, model=model, seed=args.seed,
-                      device=args.device, resume=args.resume, progress=not args.no_progress)
+                      device=args.device, resume=args.resume, progress=not args.no_progress,
+                      shape_init=args.shape_init)
     if result.status != "completed":
         return _interrupted("generate", out)
     total = sum(s["seconds"] for s in result.stages.values())

@@ -11,7 +11,8 @@ from .implicit_volume import ImplicitVolume, Isosurface
 from .isosurface import marching_tetrahedra
 from .mesh import Mesh, MeshWarning
 from .regularizers import VolumeRegularizers, opacity_entropy_loss, orientation_loss, sparsity_loss
+from .shape_bias import MeshDensityBias
 from .tet_grid import tet_grid
 
-__all__ = ["DMTet", "ImplicitVolume", "Isosurface", "Mesh", "MeshWarning", "VolumeRegularizers",
+__all__ = ["DMTet", "ImplicitVolume", "Isosurface", "Mesh", "MeshDensityBias", "MeshWarning", "VolumeRegularizers",
            "marching_tetrahedra", "opacity_entropy_loss", "orientation_loss", "sparsity_loss", "tet_grid"]

@@ -114,7 +114,9 @@ class ImplicitVolume(nn.Module):
         hidden_dim, n_hidden_layers: size of each MLP head (ReLU).
         density_activation: ``"softplus"`` or ``"exp"`` (truncated exponential).
         density_bias: ``"blob"`` (DreamFusion's Gaussian blob), ``"linear_blob"`` (Magic3D's cone,
-            see the module doc), a constant added to the pre-activation density, or None.
+            see the module doc), a constant added to the pre-activation density, a module mapping
+            ``points [N, 3] -> [N]`` (:class:`~csdkit.geometry.shape_bias.MeshDensityBias`: a start
+            shaped like a mesh; its buffers are saved with the volume), or None.
         blob_scale, blob_std: the blob's height and width (world units).
         normal_type: ``"finite_difference"`` (central differences, six extra density evaluations
             per point, first-order kernels suffice) or ``"analytic"`` (autograd gradient of the
@@ -136,7 +138,7 @@ class ImplicitVolume(nn.Module):
         hidden_dim: int = 64,
         n_hidden_layers: int = 1,
         density_activation: str = "softplus",
-        density_bias: str | float | None = "blob",
+        density_bias: str | float | nn.Module | None = "blob",
         blob_scale: float = 10.0,
         blob_std: float = 0.5,
         normal_type: str = "finite_difference",
@@ -150,10 +152,10 @@ class ImplicitVolume(nn.Module):
         check_int(_FN, "n_hidden_layers", n_hidden_layers, min_value=0)
         check_choice(_FN, "density_activation", density_activation, DENSITY_ACTIVATIONS)
         check_choice(_FN, "normal_type", normal_type, NORMAL_TYPES)
-        if not (density_bias is None or density_bias in DENSITY_BIASES or
-                (isinstance(density_bias, (int, float)) and not isinstance(density_bias, bool))):
-            raise ValueError(f"{_FN}(): density_bias must be 'blob', 'linear_blob', a number or None, "
-                             f"got {density_bias!r}")
+        if not (density_bias is None or isinstance(density_bias, nn.Module) or density_bias in DENSITY_BIASES
+                or (isinstance(density_bias, (int, float)) and not isinstance(density_bias, bool))):
+            raise ValueError(f"{_FN}(): density_bias must be 'blob', 'linear_blob', a number, a module (e.g. "
+                             f"csdkit.geometry.MeshDensityBias) or None, got {density_bias!r}")
         self.blob_scale = check_float(_FN, "blob_scale", blob_scale)
         self.blob_std = check_float(_FN, "blob_std", blob_std, min_value=1e-6)
         self.normal_eps = (0.005 * self.radius if normal_eps is None
@@ -194,7 +196,9 @@ class ImplicitVolume(nn.Module):
 
     def _raw_density(self, points: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         raw = self.density_net(features).squeeze(-1)
-        if self.density_bias == "blob":
+        if isinstance(self.density_bias, nn.Module):
+            raw = raw + self.density_bias(points)
+        elif self.density_bias == "blob":
             raw = raw + blob_density(points, self.blob_scale, self.blob_std)
         elif self.density_bias == "linear_blob":
             raw = raw + linear_blob_density(points, self.blob_scale, self.blob_std)

@@ -27,6 +27,7 @@ import torch
 
 from ..geometry.implicit_volume import ImplicitVolume
 from ..geometry.mesh import Mesh
+from ..geometry.primitives import BUILTIN_MESHES
 from ..guidance.mini import MiniPrior
 from ..guidance.priors.base import DiffusionPrior
 from ..guidance.priors.deepfloyd_if import DeepFloydIF
@@ -131,11 +132,25 @@ def _stage_done(status: dict, stage: str) -> bool:
     return status.get(stage, {}).get("status") == "completed"
 
 
+def _check_shape_init(shape_init) -> None:
+    if shape_init is None or shape_init == "blob":
+        return
+    if isinstance(shape_init, str) and shape_init.startswith("@"):
+        if shape_init[1:] not in BUILTIN_MESHES:
+            raise ValueError(f"{_FN}(): shape_init {shape_init!r} is no built-in mesh; available: "
+                             f"{', '.join('@' + k for k in BUILTIN_MESHES)}")
+        return
+    if not isinstance(shape_init, (str, Path)) or not Path(shape_init).is_file():
+        raise ValueError(f"{_FN}(): shape_init must be 'blob', a built-in mesh (@torus) or an existing mesh file, "
+                         f"got {shape_init!r}")
+
+
 def generate(prompt: str, *, out_dir: str | Path | None = None, stages: str | Sequence[str] = STAGES,
              steps_nerf: int | None = None, steps_mesh: int | None = None, steps_texture: int | None = None,
              model: str | DiffusionPrior | None = "mini", seed: int = 0, device: str | torch.device | None = "auto",
              resume: bool = False, progress: bool = True, quiet: bool = False, config: GenerateConfig | None = None,
-             callback: Callable[[str, int, dict], None] | None = None) -> GenerateResult:
+             callback: Callable[[str, int, dict], None] | None = None,
+             shape_init: str | None = None) -> GenerateResult:
     """Generate a textured mesh of ``prompt``: NeRF -> DMTet mesh -> UV texture, all with CSD.
 
     Args:
@@ -156,6 +171,8 @@ def generate(prompt: str, *, out_dir: str | Path | None = None, stages: str | Se
         progress: progress bars; quiet: no informational prints.
         config: full stage settings (a :class:`GenerateConfig`), instead of the model's defaults.
         callback: ``callback(stage, step, info)`` after every nerf / mesh step.
+        shape_init: the NeRF's start shape (``NerfStageConfig.shape_init``): ``"blob"`` (a ball), a built-in
+            mesh (``"@torus"``) or a mesh file; None keeps the config's (``"blob"``).
 
     Returns:
         :class:`GenerateResult`.
@@ -170,6 +187,7 @@ def generate(prompt: str, *, out_dir: str | Path | None = None, stages: str | Se
         check_int_option(_FN, name, value, 1)
     check_int_option(_FN, "seed", seed, 0)
     _check_model(model)
+    _check_shape_init(shape_init)
     if config is not None and not isinstance(config, GenerateConfig):
         raise TypeError(f"{_FN}(): config must be a GenerateConfig or None, got {type(config).__name__}")
     first = STAGES.index(wanted[0])
@@ -202,6 +220,8 @@ def generate(prompt: str, *, out_dir: str | Path | None = None, stages: str | Se
         else:
             cfg = config or generate_defaults(_is_mini_model(model))
         cfg = cfg.with_steps(steps_nerf, steps_mesh, steps_texture)
+        if shape_init is not None:
+            cfg = dataclasses.replace(cfg, nerf=dataclasses.replace(cfg.nerf, shape_init=str(shape_init)))
         if run is not None:
             for name in wanted:  # stages that are re-run start from scratch
                 if (run.path / name).exists():

@@ -44,6 +44,11 @@ class NerfStageConfig:
             dominate it once the object grows past ``max_coverage``).
         guidance_preset: the guidance preset; ``guidance``: its overrides.
         background_range: grey level of each view's solid background, drawn uniformly.
+        shape_init: the start shape: ``"blob"`` (the ball of radius ``blob_std``), a built-in mesh
+            (``"@torus"``, ``"@sphere"``, ``"@vase"``) or a mesh file (GLB / OBJ / PLY): the density bias is then
+            :class:`~csdkit.geometry.MeshDensityBias` of that mesh (threestudio's ``shape_init``), with the
+            same ``blob_scale`` / ``blob_std`` slope as the blob.
+        shape_size: half of the largest side the ``shape_init`` mesh is scaled to (world units).
     """
 
     steps: int
@@ -77,6 +82,8 @@ class NerfStageConfig:
     max_coverage: float = 1.0
     background_range: tuple[float, float] = (0.2, 0.8)
     grid_update_every: int = 4
+    shape_init: str = "blob"
+    shape_size: float = 0.85
 
 
 @dataclasses.dataclass(frozen=True)

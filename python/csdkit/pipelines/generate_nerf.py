@@ -22,6 +22,7 @@ import torch
 
 from ..geometry.implicit_volume import ImplicitVolume
 from ..geometry.regularizers import VolumeRegularizers, weight_at
+from ..geometry.shape_bias import MeshDensityBias
 from ..guidance.presets import guidance_preset
 from ..guidance.priors.base import DiffusionPrior
 from ..nn import HashGridEncoding
@@ -30,17 +31,42 @@ from ..render.shading import PointLights, ShadingSchedule
 from ..render.volume_renderer import VolumeRenderer
 from ..training import RunDirectory, Trainer, TrainerResult, image_grid, save_png
 from ..training.checkpoint import atomic_save
+from .common import resolve_mesh
 from .generate_config import NerfStageConfig
 
 VOLUME_FILE = "volume.pt"
 
 
-def build_volume(cfg: NerfStageConfig, device: torch.device) -> ImplicitVolume:
-    """The stage's :class:`ImplicitVolume` (box ``[-1, 1]^3``, finite-difference normals)."""
+SHAPE_LATTICE = 48  # lattice cells per axis of a MeshDensityBias start
+
+
+def shape_bias(cfg: NerfStageConfig, empty: bool = False) -> str | MeshDensityBias:
+    """The volume's density bias: ``"linear_blob"``, or the :class:`MeshDensityBias` of ``cfg.shape_init``.
+
+    ``empty``: a placeholder of the right size (its lattice is then read from a saved state).
+    """
+    if cfg.shape_init == "blob":
+        return "linear_blob"
+    kw = {"scale": cfg.blob_scale, "length": cfg.blob_std}
+    if empty:
+        return MeshDensityBias.empty(SHAPE_LATTICE, **kw)
+    source = cfg.shape_init
+    if not source.startswith("@") and not Path(source).is_file():
+        raise ValueError(f"generate(): shape_init must be 'blob', a built-in mesh (@torus, @sphere, @vase) or a "
+                         f"mesh file, got {source!r} (no such file)")
+    _, mesh = resolve_mesh("generate", source)
+    return MeshDensityBias.from_mesh(mesh, half_extent=cfg.shape_size, resolution=SHAPE_LATTICE, **kw)
+
+
+def build_volume(cfg: NerfStageConfig, device: torch.device, empty_shape: bool = False) -> ImplicitVolume:
+    """The stage's :class:`ImplicitVolume` (box ``[-1, 1]^3``, finite-difference normals, start :func:`shape_bias`)."""
+    bias = shape_bias(cfg, empty_shape)
+    if isinstance(bias, MeshDensityBias):
+        bias = bias.to(device)
     encoding = HashGridEncoding(3, n_levels=cfg.n_levels, log2_hashmap_size=cfg.log2_hashmap_size,
                                 base_resolution=cfg.base_resolution, per_level_scale=cfg.per_level_scale,
                                 device=device)
-    return ImplicitVolume(1.0, encoding, hidden_dim=cfg.hidden_dim, density_bias="linear_blob",
+    return ImplicitVolume(1.0, encoding, hidden_dim=cfg.hidden_dim, density_bias=bias,
                           blob_scale=cfg.blob_scale, blob_std=cfg.blob_std, normal_type="finite_difference",
                           device=device)
 
@@ -58,7 +84,7 @@ def load_volume(path: Path, device: torch.device) -> ImplicitVolume:
     saved = torch.load(path, map_location="cpu", weights_only=False)
     raw = saved["config"]
     cfg = NerfStageConfig(**{k: tuple(v) if k.endswith("_range") else v for k, v in raw.items()})
-    volume = build_volume(cfg, device)
+    volume = build_volume(cfg, device, empty_shape=True)
     volume.load_state_dict(saved["state"])
     return volume
 

@@ -50,11 +50,7 @@ def shape_bias(cfg: NerfStageConfig, empty: bool = False) -> str | MeshDensityBi
     kw = {"scale": cfg.blob_scale, "length": cfg.blob_std}
     if empty:
         return MeshDensityBias.empty(SHAPE_LATTICE, **kw)
-    source = cfg.shape_init
-    if not source.startswith("@") and not Path(source).is_file():
-        raise ValueError(f"generate(): shape_init must be 'blob', a built-in mesh (@torus, @sphere, @vase) or a "
-                         f"mesh file, got {source!r} (no such file)")
-    _, mesh = resolve_mesh("generate", source)
+    _, mesh = resolve_mesh("generate", cfg.shape_init)  # generate() has checked the value
     return MeshDensityBias.from_mesh(mesh, half_extent=cfg.shape_size, resolution=SHAPE_LATTICE, **kw)
 
 

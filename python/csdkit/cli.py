@@ -300,7 +300,8 @@ def _generate_parser(sub) -> None:
                         "sd21, or a local model folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shape-init", default=None,
-                   help="the NeRF's start shape: blob (a ball, default), a built-in mesh (@torus, @sphere, @vase) "
+                   help="the NeRF's start shape: blob (a ball, default), auto (the prior picks sphere, cube, "
+                        "torus, cylinder or cone), a built-in mesh (@torus, @cube, @vase, ...) "
                         "or a mesh file (GLB/OBJ/PLY), e.g. @torus for a shape with a hole")
     add_run_options(p, "runs/generate-<prompt>")
 

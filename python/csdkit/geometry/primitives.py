@@ -65,16 +65,43 @@ def torus(major: float = 0.7, minor: float = 0.3, major_sections: int = 48, mino
     """A torus around +Y."""
     import trimesh
 
-    tm = trimesh.creation.torus(major_radius=major, minor_radius=minor, major_sections=major_sections,
-                                minor_sections=minor_sections)
-    # trimesh's torus lies around +Z; turn it to lie around +Y like csdkit's other primitives.
+    return _z_to_y(trimesh.creation.torus(major_radius=major, minor_radius=minor, major_sections=major_sections,
+                                          minor_sections=minor_sections))
+
+
+def _z_to_y(tm) -> Mesh:
+    """A trimesh mesh built around +Z, turned to stand along +Y like csdkit's other primitives."""
     v = torch.as_tensor(tm.vertices, dtype=torch.float32)
-    v = torch.stack([v[:, 0], v[:, 2], -v[:, 1]], dim=-1)
-    return Mesh(v, tm.faces)
+    return Mesh(torch.stack([v[:, 0], v[:, 2], -v[:, 1]], dim=-1), tm.faces)
 
 
-#: Procedural meshes addressable by name (``@vase``, ``@sphere``, ``@torus``) in the CLI and the jobs.
-BUILTIN_MESHES = {"vase": demo_vase, "sphere": lambda: icosphere(3), "torus": torus}
+def cube(half: float = 0.72) -> Mesh:
+    """An axis-aligned cube of half side ``half``, centred at the origin (12 triangles)."""
+    import trimesh
+
+    tm = trimesh.creation.box((2 * half,) * 3)
+    return Mesh(tm.vertices, tm.faces)
+
+
+def cylinder(radius: float = 0.72, height: float = 1.7, sections: int = 48) -> Mesh:
+    """A closed cylinder along +Y, centred at the origin."""
+    import trimesh
+
+    return _z_to_y(trimesh.creation.cylinder(radius=radius, height=height, sections=sections))
+
+
+def cone(radius: float = 0.85, height: float = 1.8, sections: int = 48) -> Mesh:
+    """A closed cone along +Y (apex up), its bounding box centred at the origin."""
+    import trimesh
+
+    tm = trimesh.creation.cone(radius=radius, height=height, sections=sections)
+    tm.apply_translation((0.0, 0.0, -height / 2))
+    return _z_to_y(tm)
+
+
+#: Procedural meshes addressable by name (``@vase``, ``@sphere``, ``@torus``, ...) in the CLI and the jobs.
+BUILTIN_MESHES = {"vase": demo_vase, "sphere": lambda: icosphere(3), "torus": torus, "cube": cube,
+                  "cylinder": cylinder, "cone": cone}
 
 
 def builtin_mesh(name: str) -> Mesh:

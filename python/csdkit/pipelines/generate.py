@@ -133,7 +133,7 @@ def _stage_done(status: dict, stage: str) -> bool:
 
 
 def _check_shape_init(shape_init) -> None:
-    if shape_init is None or shape_init == "blob":
+    if shape_init is None or shape_init in ("blob", "auto"):
         return
     if isinstance(shape_init, str) and shape_init.startswith("@"):
         if shape_init[1:] not in BUILTIN_MESHES:
@@ -141,8 +141,8 @@ def _check_shape_init(shape_init) -> None:
                              f"{', '.join('@' + k for k in BUILTIN_MESHES)}")
         return
     if not isinstance(shape_init, (str, Path)) or not Path(shape_init).is_file():
-        raise ValueError(f"{_FN}(): shape_init must be 'blob', a built-in mesh (@torus) or an existing mesh file, "
-                         f"got {shape_init!r}")
+        raise ValueError(f"{_FN}(): shape_init must be 'blob', 'auto', a built-in mesh (@torus) or an existing "
+                         f"mesh file, got {shape_init!r}")
 
 
 def generate(prompt: str, *, out_dir: str | Path | None = None, stages: str | Sequence[str] = STAGES,
@@ -171,8 +171,9 @@ def generate(prompt: str, *, out_dir: str | Path | None = None, stages: str | Se
         progress: progress bars; quiet: no informational prints.
         config: full stage settings (a :class:`GenerateConfig`), instead of the model's defaults.
         callback: ``callback(stage, step, info)`` after every nerf / mesh step.
-        shape_init: the NeRF's start shape (``NerfStageConfig.shape_init``): ``"blob"`` (a ball), a built-in
-            mesh (``"@torus"``) or a mesh file; None keeps the config's (``"blob"``).
+        shape_init: the NeRF's start shape (``NerfStageConfig.shape_init``): ``"blob"`` (a ball), ``"auto"``
+            (the prior picks a template, :func:`~csdkit.pipelines.start_shape.choose_start_shape`), a
+            built-in mesh (``"@torus"``) or a mesh file; None keeps the config's (``"blob"``).
 
     Returns:
         :class:`GenerateResult`.
@@ -268,6 +269,11 @@ def generate(prompt: str, *, out_dir: str | Path | None = None, stages: str | Se
         stage_resume = bool(resume and sub is not None and list_checkpoints(sub.checkpoints))
         if name == "nerf":
             st = NerfStage(prompt, priors.for_stage("nerf"), cfg.nerf, dev, seed=seed)
+            if st.start is not None:
+                if not quiet:
+                    print(f"generate: start shape {st.start.name} (chosen by the prior, {st.start.seconds:.1f} s)")
+                if sub is not None:
+                    _write_json(sub.path / "start_shape.json", st.start.to_dict())
             res = run_nerf_stage(st, sub, resume=stage_resume, progress=progress,
                                  checkpoint_every=max(1, cfg.nerf.steps // 10),
                                  preview_every=max(1, cfg.nerf.steps // 10), desc=f"nerf '{prompt[:30]}'",

@@ -44,8 +44,9 @@ class NerfStageConfig:
             dominate it once the object grows past ``max_coverage``).
         guidance_preset: the guidance preset; ``guidance``: its overrides.
         background_range: grey level of each view's solid background, drawn uniformly.
-        shape_init: the start shape: ``"blob"`` (the ball of radius ``blob_std``), a built-in mesh
-            (``"@torus"``, ``"@sphere"``, ``"@vase"``) or a mesh file (GLB / OBJ / PLY): the density bias is then
+        shape_init: the start shape: ``"blob"`` (the ball of radius ``blob_std``), ``"auto"`` (the prior picks
+            one of :data:`~csdkit.pipelines.start_shape.START_SHAPES`), a built-in mesh
+            (``"@torus"``, ``"@cube"``, ``"@vase"``, ...) or a mesh file (GLB / OBJ / PLY): the density bias is then
             :class:`~csdkit.geometry.MeshDensityBias` of that mesh (threestudio's ``shape_init``), with the
             same ``blob_scale`` / ``blob_std`` slope as the blob.
         shape_size: half of the largest side the ``shape_init`` mesh is scaled to (world units).

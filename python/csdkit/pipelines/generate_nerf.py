@@ -33,6 +33,7 @@ from ..training import RunDirectory, Trainer, TrainerResult, image_grid, save_pn
 from ..training.checkpoint import atomic_save
 from .common import resolve_mesh
 from .generate_config import NerfStageConfig
+from .start_shape import StartShapeChoice, choose_start_shape
 
 VOLUME_FILE = "volume.pt"
 
@@ -96,11 +97,17 @@ class NerfStage:
         seed: seeds the volume initialization and the step generator.
 
     Attributes: ``volume``, ``renderer``, ``guidance``, ``regularizers``, ``shading``, ``optimizer``,
-    ``generator``; :meth:`step` is the Trainer's ``step_fn``.
+    ``generator``, ``start`` (the :class:`~csdkit.pipelines.start_shape.StartShapeChoice` when
+    ``cfg.shape_init`` is ``"auto"``, else None; ``cfg`` then holds the chosen start); :meth:`step` is the
+    Trainer's ``step_fn``.
     """
 
     def __init__(self, prompt: str, prior: DiffusionPrior, cfg: NerfStageConfig, device: torch.device,
                  seed: int = 0) -> None:
+        self.start: StartShapeChoice | None = None
+        if cfg.shape_init == "auto":
+            self.start = choose_start_shape(prior, prompt, seed=seed, device=device)
+            cfg = dataclasses.replace(cfg, shape_init=self.start.shape_init)
         torch.manual_seed(seed)
         self.cfg, self.device = cfg, device
         self.volume = build_volume(cfg, device)

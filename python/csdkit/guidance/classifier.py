@@ -20,6 +20,12 @@ from .priors.base import DiffusionPrior
 _FN = "denoising_advantage"
 
 
+def prompt_and_empty(prior: DiffusionPrior, prompt: str, batch: int) -> torch.Tensor:
+    """``[2 * batch, ...]`` embeddings: ``batch`` rows of ``prompt``, then ``batch`` of the empty prompt."""
+    emb = prior.embed([prompt, ""])
+    return torch.cat([emb[:1].expand(batch, *emb.shape[1:]), emb[1:].expand(batch, *emb.shape[1:])])
+
+
 @torch.no_grad()
 def denoising_advantage(prior: DiffusionPrior, images: torch.Tensor, prompt: str, *,
                         t_range: tuple[float, float] = (0.2, 0.65), n_timesteps: int = 8,
@@ -48,8 +54,7 @@ def denoising_advantage(prior: DiffusionPrior, images: torch.Tensor, prompt: str
         raise ValueError(f"{_FN}(): n_timesteps must be >= 1, got {n_timesteps}")
     x = prior.encode(images.to(prior.device, torch.float32)).to(prior.dtype)
     b = x.shape[0]
-    emb = prior.embed([prompt, ""])
-    emb = torch.cat([emb[:1].expand(b, *emb.shape[1:]), emb[1:].expand(b, *emb.shape[1:])])
+    emb = prompt_and_empty(prior, prompt, b)
     n = prior.num_train_timesteps
     steps = torch.linspace(t_range[0] * (n - 1), t_range[1] * (n - 1), n_timesteps).round().long()
     g = torch.Generator().manual_seed(seed)
@@ -64,4 +69,4 @@ def denoising_advantage(prior: DiffusionPrior, images: torch.Tensor, prompt: str
     return gap / len(steps)
 
 
-__all__ = ["denoising_advantage"]
+__all__ = ["denoising_advantage", "prompt_and_empty"]

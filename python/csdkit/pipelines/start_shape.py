@@ -27,7 +27,7 @@ import torch
 
 from ..geometry.mesh import Mesh
 from ..geometry.primitives import BUILTIN_MESHES, builtin_mesh
-from ..guidance.classifier import denoising_advantage
+from ..guidance.classifier import denoising_advantage, prompt_and_empty
 from ..guidance.priors.base import DiffusionPrior
 from ..render.cameras import Cameras
 from ..render.mesh_renderer import MeshRenderer
@@ -142,9 +142,8 @@ def fit_colour(prior: DiffusionPrior, prompt: str, shade: torch.Tensor, mask: to
     g = torch.Generator().manual_seed(seed + 2)
     logit = torch.zeros(3, requires_grad=True)
     opt = torch.optim.Adam([logit], lr=lr)
-    emb = prior.embed([prompt, ""])
     b = shade.shape[0]
-    emb = torch.cat([emb[:1].expand(b, *emb.shape[1:]), emb[1:].expand(b, *emb.shape[1:])])
+    emb = prompt_and_empty(prior, prompt, b)
     n = prior.num_train_timesteps
     for _ in range(steps):
         with torch.enable_grad():

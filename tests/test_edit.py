@@ -295,7 +295,8 @@ def _generate_run(path, *, dmtet: bool, nerf: bool):
     if dmtet:
         save_dmtet(csdkit.DMTet(resolution=16, radius=1.0), 10.0, path / "mesh" / "dmtet.pt")
     if nerf:
-        cfg = dataclasses.replace(MINI_GENERATE.nerf, n_levels=4, log2_hashmap_size=12, hidden_dim=16)
+        cfg = dataclasses.replace(MINI_GENERATE.nerf, n_levels=4, log2_hashmap_size=12, hidden_dim=16,
+                                  shape_init="blob")
         save_volume(build_volume(cfg, torch.device("cpu")), cfg, path / "nerf" / "volume.pt")
     return path
 
@@ -408,6 +409,25 @@ def test_nearest_vertex_colors_chunks_and_matches_brute_force():
         nearest_vertex_colors(points, csdkit.Mesh(vertices, torch.tensor([[0, 1, 2]])))
     with pytest.raises(ValueError, match=r"points must be a float tensor \[\*, 3\], got torch.float32 \[10, 2\]"):
         nearest_vertex(torch.rand(10, 2), vertices)
+
+
+def test_pruned_nearest_vertex_is_exact():
+    """Large lookups (a lattice against surface samples, as for a start shape's SDF) take the pruned search;
+    it finds the same nearest distances as comparing every pair, also for points far from every vertex."""
+    from csdkit.geometry.nearest import _nearest_all_pairs, nearest_vertex
+    from csdkit.geometry.primitives import torus
+    from csdkit.geometry.shape_bias import sample_surface
+
+    samples = sample_surface(torus(), 3000, torch.Generator().manual_seed(0)).float()
+    lin = torch.linspace(-1.5, 1.5, 33)
+    lattice = torch.stack(torch.meshgrid(lin, lin, lin, indexing="ij"), -1).reshape(-1, 3)
+    assert lattice.shape[0] * samples.shape[0] > 2**26  # the pruned path
+    for max_elements in (2**24, 5000):
+        got = nearest_vertex(lattice, samples, max_elements=max_elements)
+        want = _nearest_all_pairs(lattice, samples, 2**24)
+        d_got, d_want = ((lattice - samples[i]).norm(dim=1) for i in (got, want))
+        torch.testing.assert_close(d_got, d_want, atol=1e-6, rtol=0)
+        assert float((got == want).float().mean()) > 0.999  # the same vertex, up to exact ties
 
 
 def test_generate_run_dmtet_edit_keeps_the_stage_mesh_colours(prior, tmp_path):

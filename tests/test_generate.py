@@ -27,9 +27,10 @@ QUALITY_PROMPT = "a red cube"
 QUALITY_CONFIG = dataclasses.replace(
     MINI_GENERATE, nerf=dataclasses.replace(MINI_GENERATE.nerf, steps=120, albedo_only_steps=100),
     mesh=dataclasses.replace(MINI_GENERATE.mesh, tet_resolution=32, steps=20), texture_steps=4)
+# The plumbing runs (resume, re-runs, warnings) start from the ball; the start-shape pick has its own tests.
 TINY = dataclasses.replace(
     MINI_GENERATE, nerf=dataclasses.replace(MINI_GENERATE.nerf, steps=4, n_levels=4, log2_hashmap_size=12,
-                                            albedo_only_steps=2),
+                                            albedo_only_steps=2, shape_init="blob"),
     mesh=dataclasses.replace(MINI_GENERATE.mesh, tet_resolution=16, steps=4), texture_steps=2)
 
 
@@ -86,7 +87,8 @@ def test_run_directory_holds_every_stage(cube_run):
                  "mesh/dmtet.pt", "mesh/turntable.png", "texture/turntable.png", "texture/textured.glb"):
         assert (out / name).is_file(), name
     report = (out / "report.html").read_text()
-    assert report.count("<img") >= 3  # one turntable per stage, side by side
+    assert report.count("<img") >= 4  # one turntable per stage, side by side, and the start-shape samples
+    assert "Start shape <b>cube</b>" in report  # the default start: the prior names its samples of "a red cube"
     # the interactive view embeds both stage meshes, and the page allows no network (strict CSP)
     assert "mesh (stage 2)" in report and "textured (stage 3)" in report and "default-src 'none'" in report
     assert result.mesh.uv is not None and result.mesh.texture is not None
@@ -169,18 +171,18 @@ def test_resume_after_ctrl_c_matches_an_uninterrupted_run(tmp_path):
 
 
 # ---- a start shape with a hole --------------------------------------------------------------------
-def test_torus_from_a_ring_start_keeps_its_hole(tmp_path):
-    """``shape_init`` from a mesh file written by trimesh (a torus around +Z, used in its own axes): the NeRF
-    starts as that ring, and the mesh stage exports one closed genus-1 part in yellow.
+def test_the_torus_prompt_alone_gives_a_ring_with_its_hole(tmp_path):
+    """The default start (``shape_init="auto"``): the prior's own samples of "a yellow torus" are named a torus,
+    the NeRF starts as a ring, and the mesh stage exports one closed genus-1 part in yellow.
 
-    Without a start shape the MiniPrior gives a ball for this prompt (docs/generation.md)."""
-    import trimesh
-
-    ring = tmp_path / "ring.obj"
-    trimesh.creation.torus(major_radius=0.6, minor_radius=0.27).export(ring)
+    From the ball start the MiniPrior gives a ball for this prompt (docs/generation.md): the hole comes from
+    the prior's pick of the start, and CSD keeps it."""
     result = generate("a yellow torus", out_dir=tmp_path / "run", stages="nerf,mesh", config=QUALITY_CONFIG, seed=0,
-                      progress=False, quiet=True, shape_init=str(ring))
+                      progress=False, quiet=True)
     assert result.status == "completed"
+    start = json.loads((tmp_path / "run" / "nerf" / "start_shape.json").read_text())
+    assert (start["name"], start["shape_init"]) == ("torus", "@torus"), start
+    assert (tmp_path / "run" / "nerf" / "start_samples.png").stat().st_size > 0
     mesh = load_stage_mesh(tmp_path / "run" / "mesh")
     v, f = mesh.vertices.numpy().astype(np.float64), mesh.faces.numpy()
     edges, counts = edges_of(f)
@@ -192,6 +194,25 @@ def test_torus_from_a_ring_start_keeps_its_hole(tmp_path):
     assert extent[0] / extent[2] < 0.75, extent  # a flat ring, not a ball
     colors = mesh.vertex_colors.numpy()
     assert nearest_palette_color(np.median(colors, axis=0)) == "yellow", np.median(colors, axis=0)
+
+
+def test_shape_init_from_a_mesh_file_made_elsewhere(tmp_path):
+    """``shape_init`` from a torus OBJ written by trimesh (around +Z, used in its own axes): the NeRF starts
+    as that ring (its centre empty, its tube dense), and the run records the start."""
+    import trimesh
+
+    ring = tmp_path / "ring.obj"
+    trimesh.creation.torus(major_radius=0.6, minor_radius=0.27).export(ring)
+    result = generate("a yellow torus", out_dir=tmp_path / "run", stages="nerf", config=TINY, seed=0,
+                      progress=False, quiet=True, shape_init=str(ring))
+    assert result.status == "completed"
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["config"]["nerf"]["shape_init"] == str(ring)
+    assert not (tmp_path / "run" / "nerf" / "start_shape.json").exists()  # no pick: the file is the start
+    with torch.no_grad():
+        bias = result.volume.density_bias
+        centre, tube = bias(torch.tensor([[0.0, 0.0, 0.0], [0.85 * 0.6 / 0.87, 0.0, 0.0]]))
+    assert float(centre) < 0 < float(tube), (float(centre), float(tube))
 
 
 # ---- bad input ------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ Cases:
   samples, 16-level hash grid), finite differences (``csdkit``) against analytic normals (the baseline).
 * ``mesh_step``: one mesh-stage step (DMTet extraction, coloured render, CSD, regularizers, backward, Adam),
   compiled vs reference.
+* ``start_shape_choice``: the default start-shape pick (``shape_init="auto"``: 8 samples of the prompt by the
+  NeRF-stage prior, named by its zero-shot classifier; ``n`` is the number of samples), timed once.
 * ``run_default`` (not with ``--quick``): one complete default ``csdkit.generate`` (all three stages, MiniPrior,
   writes a run directory in a temporary folder); the stage times are printed to stderr.
 """
@@ -33,6 +35,7 @@ import torch
 from csdkit.pipelines.generate_config import MINI_GENERATE, OFFICIAL_GENERATE
 from csdkit.pipelines.generate_mesh import MeshStage
 from csdkit.pipelines.generate_nerf import NerfStage
+from csdkit.pipelines.start_shape import choose_start_shape
 from csdkit.render import ShadingSchedule
 from harness import Case
 
@@ -86,7 +89,14 @@ def cases(device: str, quick: bool) -> list[Case]:
     torch.set_num_threads(1)  # what ``csdkit generate`` uses by default (--threads 1)
     nerf_prior, mesh_prior, cfg = _priors(device)
     dev = torch.device(device)
-    out: list[Case] = []
+    # The start shape is picked once (the MiniPrior default, shape_init "auto"): every step case starts from
+    # the shape a default run starts from, and the pick itself is timed.
+    choice = choose_start_shape(nerf_prior, PROMPT)
+    if cfg.nerf.shape_init == "auto":
+        cfg = dataclasses.replace(cfg, nerf=dataclasses.replace(cfg.nerf, shape_init=choice.shape_init))
+    print(f"  generate/start_shape_choice: {PROMPT!r} -> {choice.name}", file=sys.stderr)
+    out: list[Case] = [Case("start_shape_choice", "csdkit", lambda: choose_start_shape(nerf_prior, PROMPT), 8,
+                            repeats=1, warmup=0)]
     for shading in ("albedo", "lambertian"):
         name = "nerf_step_albedo" if shading == "albedo" else "nerf_step_shaded"
         fast = NerfStage(PROMPT, nerf_prior, cfg.nerf, dev, seed=0)

@@ -300,9 +300,9 @@ def _generate_parser(sub) -> None:
                         "sd21, or a local model folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shape-init", default=None,
-                   help="the NeRF's start shape: blob (a ball, default), auto (the prior picks sphere, cube, "
-                        "torus, cylinder or cone), a built-in mesh (@torus, @cube, @vase, ...) "
-                        "or a mesh file (GLB/OBJ/PLY), e.g. @torus for a shape with a hole")
+                   help="the NeRF's start shape: auto (the prior picks sphere, cube, torus, cylinder or cone "
+                        "from its own samples of the prompt; the MiniPrior's default), blob (a ball; the IF / SD "
+                        "default), a built-in mesh (@torus, @cube, @vase, ...) or a mesh file (GLB/OBJ/PLY)")
     add_run_options(p, "runs/generate-<prompt>")
 
 

@@ -75,20 +75,22 @@ def mesh_sdf_lattice(mesh: Mesh, resolution: int = 48, radius: float = 1.0, n_sa
 
 
 def _trilinear(grid: torch.Tensor, points: torch.Tensor, radius: float) -> torch.Tensor:
-    """``grid [n, n, n]`` (lattice over ``[-radius, radius]^3``) at ``points [N, 3]`` -> ``[N]``; clamped at the box."""
+    """``grid [n, n, n]`` (lattice over ``[-radius, radius]^3``) at ``points [N, 3]`` -> ``[N]``; clamped at the box.
+
+    One gather of the 8 corners ``[N, 8]`` (corner ``4 dx + 2 dy + dz``), then lerps along z, y and x: the
+    weights are polynomials of ``points``, so it is differentiable to any order.
+    """
     n = grid.shape[0]
     u = ((points / radius + 1.0) * 0.5 * (n - 1)).clamp(0.0, n - 1.0)
     i0 = u.detach().floor().clamp(max=n - 2).long()
     f = u - i0.to(u.dtype)  # [N, 3] in [0, 1]
-    g = grid.to(points.dtype)
-    out = points.new_zeros(points.shape[0])
-    for dx in (0, 1):
-        for dy in (0, 1):
-            for dz in (0, 1):
-                w = ((f[:, 0] if dx else 1 - f[:, 0]) * (f[:, 1] if dy else 1 - f[:, 1])
-                     * (f[:, 2] if dz else 1 - f[:, 2]))
-                out = out + w * g[i0[:, 0] + dx, i0[:, 1] + dy, i0[:, 2] + dz]
-    return out
+    base = (i0[:, 0] * n + i0[:, 1]) * n + i0[:, 2]
+    offsets = torch.tensor([0, 1, n, n + 1, n * n, n * n + 1, n * n + n, n * n + n + 1], device=points.device)
+    c = grid.reshape(-1).to(points.dtype)[base[:, None] + offsets]
+    fx, fy, fz = f[:, 0:1], f[:, 1:2], f[:, 2:3]
+    cz = c[:, 0::2] * (1 - fz) + c[:, 1::2] * fz  # [N, 4], corner 2 dx + dy
+    cy = cz[:, 0::2] * (1 - fy) + cz[:, 1::2] * fy  # [N, 2], corner dx
+    return (cy[:, 0:1] * (1 - fx) + cy[:, 1:2] * fx).squeeze(1)
 
 
 class MeshDensityBias(nn.Module):

@@ -7,8 +7,16 @@ than under the empty prompt. The expected gap,
 
 is (up to weights per ``t``) the gap between the ELBOs of ``x`` under ``y`` and unconditionally, i.e. an
 estimate of ``log p(y | x)`` up to a constant (the implicit classifier that CSD's gradient is the score of).
-Comparing it across images with the *same* noise draws (paired) ranks which image fits the prompt best.
-:func:`csdkit.pipelines.start_shape.choose_start_shape` uses it to pick the NeRF's start shape.
+
+Two directions:
+- :func:`prompt_errors`: one image, several prompts, the same noise for all prompts (paired). The prompt
+  with the lowest error labels the image: the zero-shot diffusion classifier (Li et al. 2023, "Your
+  diffusion model is secretly a zero-shot classifier"). This direction is well calibrated.
+  :func:`csdkit.pipelines.start_shape.choose_start_shape` uses it to name the shape of the prior's own
+  samples of the prompt.
+- :func:`denoising_advantage`: one prompt, several images, the same noise for all images. It ranks which
+  image fits the prompt best, but the ranking also follows how much of the frame an image's object covers
+  and how far it is from the prior's training images (docs/generation.md measures both).
 """
 
 from __future__ import annotations
@@ -24,6 +32,40 @@ def prompt_and_empty(prior: DiffusionPrior, prompt: str, batch: int) -> torch.Te
     """``[2 * batch, ...]`` embeddings: ``batch`` rows of ``prompt``, then ``batch`` of the empty prompt."""
     emb = prior.embed([prompt, ""])
     return torch.cat([emb[:1].expand(batch, *emb.shape[1:]), emb[1:].expand(batch, *emb.shape[1:])])
+
+
+@torch.no_grad()
+def prompt_errors(prior: DiffusionPrior, x: torch.Tensor, prompts: list[str], timesteps: list[int],
+                  generator: torch.Generator) -> torch.Tensor:
+    """Conditional denoising error of every sample under every prompt (paired across prompts).
+
+    Args:
+        x: ``[B, C, h, w]`` in the prior's space (``prior.encode`` of images, or samples), on ``prior.device``.
+        prompts: the ``K`` candidate texts.
+        timesteps: the noise levels (integers in ``[0, num_train_timesteps)``) the error is averaged over.
+        generator: CPU generator of the noise draws (one draw per sample and timestep, shared by all prompts).
+
+    Returns:
+        ``[B, K]`` float32 on CPU: the mean squared error between the drawn noise and ``prior.predict_noise``
+        (per element, averaged over ``timesteps``). The lowest error in a row labels that sample.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"prompt_errors(): x must be a [B, C, h, w] tensor in the prior's space, got {got}")
+    if not prompts or not timesteps:
+        raise ValueError(f"prompt_errors(): prompts and timesteps must be non-empty, got {len(prompts)} prompts "
+                         f"and {len(timesteps)} timesteps")
+    emb = prior.embed(list(prompts))
+    k = len(prompts)
+    out = torch.zeros(x.shape[0], k)
+    for i in range(x.shape[0]):
+        for t in timesteps:
+            noise = torch.randn(x[i:i + 1].shape, generator=generator).to(x.device, x.dtype)
+            tt = torch.full((1,), int(t), dtype=torch.long, device=x.device)
+            x_t = prior.add_noise(x[i:i + 1], noise, tt)
+            eps = prior.predict_noise(x_t.expand(k, -1, -1, -1), tt.expand(k), emb)
+            out[i] += ((eps.float() - noise.float()) ** 2).mean((1, 2, 3)).cpu()
+    return out / len(timesteps)
 
 
 @torch.no_grad()
@@ -69,4 +111,4 @@ def denoising_advantage(prior: DiffusionPrior, images: torch.Tensor, prompt: str
     return gap / len(steps)
 
 
-__all__ = ["denoising_advantage", "prompt_and_empty"]
+__all__ = ["denoising_advantage", "prompt_and_empty", "prompt_errors"]

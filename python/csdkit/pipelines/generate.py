@@ -10,6 +10,7 @@ Run directory::
 
     config.json  metrics.json  report.html  textured.glb  textured.obj (+ .mtl, .png)
     nerf/     config.json metrics.jsonl checkpoints/ previews/ volume.pt turntable.png
+              start_shape.json start_samples.png (shape_init "auto": the prior's pick, its samples)
     mesh/     ... mesh.glb (untextured, vertex colours) mesh.pt turntable.png
     texture/  the texturing job's run directory (textured.glb/obj, turntable.png, report.html)
 """
@@ -31,10 +32,10 @@ from ..geometry.primitives import BUILTIN_MESHES
 from ..guidance.mini import MiniPrior
 from ..guidance.priors.base import DiffusionPrior
 from ..guidance.priors.deepfloyd_if import DeepFloydIF
-from ..training import RunDirectory
+from ..training import RunDirectory, image_grid, save_png
 from ..training.checkpoint import atomic_write_bytes, list_checkpoints
 from .common import check_int_option, check_prompt
-from .generate_config import STAGES, GenerateConfig, generate_defaults
+from .generate_config import STAGES, GenerateConfig, NerfStageConfig, generate_defaults
 from .generate_mesh import MeshStage, load_stage_mesh, run_mesh_stage
 from .generate_nerf import VOLUME_FILE, NerfStage, load_volume, run_nerf_stage
 from .generate_report import write_generate_report
@@ -42,6 +43,7 @@ from .models import load_prior, resolve_device
 from .texture import texture
 
 _FN = "generate"
+START_FILE = "start_shape.json"  # nerf/: the start shape shape_init="auto" chose
 MODELS = ("mini", "if", "sd21")
 
 
@@ -124,6 +126,21 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _resumed_start(cfg: NerfStageConfig, sub: RunDirectory | None) -> NerfStageConfig:
+    """A resumed NeRF stage keeps the start shape its first run chose (``start_shape.json``), not a new pick."""
+    path = sub.path / START_FILE if sub is not None else None
+    if cfg.shape_init != "auto" or path is None or not path.is_file():
+        return cfg
+    return dataclasses.replace(cfg, shape_init=json.loads(path.read_text())["shape_init"])
+
+
+def _save_samples(samples: torch.Tensor, path: Path, min_side: int = 128) -> None:
+    """``samples [N, 3, R, R]`` in [0, 1] as one row, each scaled up (nearest) to at least ``min_side`` px."""
+    factor = max(1, -(-min_side // samples.shape[-1]))
+    big = torch.nn.functional.interpolate(samples, scale_factor=factor, mode="nearest")
+    save_png(image_grid(big.permute(0, 2, 3, 1), columns=len(samples)), path)
+
+
 def _write_json(path: Path, data: dict) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=2, sort_keys=True, default=str).encode())
 
@@ -173,7 +190,8 @@ def generate(prompt: str, *, out_dir: str | Path | None = None, stages: str | Se
         callback: ``callback(stage, step, info)`` after every nerf / mesh step.
         shape_init: the NeRF's start shape (``NerfStageConfig.shape_init``): ``"blob"`` (a ball), ``"auto"``
             (the prior picks a template, :func:`~csdkit.pipelines.start_shape.choose_start_shape`), a
-            built-in mesh (``"@torus"``) or a mesh file; None keeps the config's (``"blob"``).
+            built-in mesh (``"@torus"``) or a mesh file; None keeps the config's (``"auto"`` for the
+            MiniPrior, ``"blob"`` for IF / SD).
 
     Returns:
         :class:`GenerateResult`.
@@ -268,12 +286,15 @@ def generate(prompt: str, *, out_dir: str | Path | None = None, stages: str | Se
             continue
         stage_resume = bool(resume and sub is not None and list_checkpoints(sub.checkpoints))
         if name == "nerf":
-            st = NerfStage(prompt, priors.for_stage("nerf"), cfg.nerf, dev, seed=seed)
+            nerf_cfg = _resumed_start(cfg.nerf, sub if stage_resume else None)
+            st = NerfStage(prompt, priors.for_stage("nerf"), nerf_cfg, dev, seed=seed)
             if st.start is not None:
                 if not quiet:
-                    print(f"generate: start shape {st.start.name} (chosen by the prior, {st.start.seconds:.1f} s)")
+                    print(f"generate: start shape {st.start.name} (chosen by the prior from its own samples, "
+                          f"{st.start.seconds:.1f} s)")
                 if sub is not None:
-                    _write_json(sub.path / "start_shape.json", st.start.to_dict())
+                    _write_json(sub.path / START_FILE, st.start.to_dict())
+                    _save_samples(st.start.samples, sub.path / "start_samples.png")
             res = run_nerf_stage(st, sub, resume=stage_resume, progress=progress,
                                  checkpoint_every=max(1, cfg.nerf.steps // 10),
                                  preview_every=max(1, cfg.nerf.steps // 10), desc=f"nerf '{prompt[:30]}'",

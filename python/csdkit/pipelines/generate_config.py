@@ -45,7 +45,8 @@ class NerfStageConfig:
         guidance_preset: the guidance preset; ``guidance``: its overrides.
         background_range: grey level of each view's solid background, drawn uniformly.
         shape_init: the start shape: ``"blob"`` (the ball of radius ``blob_std``), ``"auto"`` (the prior picks
-            one of :data:`~csdkit.pipelines.start_shape.START_SHAPES`), a built-in mesh
+            one of :data:`~csdkit.pipelines.start_shape.START_SHAPES` from its own samples of the prompt; the
+            MiniPrior default), a built-in mesh
             (``"@torus"``, ``"@cube"``, ``"@vase"``, ...) or a mesh file (GLB / OBJ / PLY): the density bias is then
             :class:`~csdkit.geometry.MeshDensityBias` of that mesh (threestudio's ``shape_init``), with the
             same ``blob_scale`` / ``blob_std`` slope as the blob.
@@ -166,8 +167,9 @@ class GenerateConfig:
 
 
 #: MiniPrior (32x32, CPU). Cameras and lights mirror its training renders (camera at 3.4 units, 40 degree
-#: lens, 45-60% ambient light); the object starts as a ball of radius 0.65 and the coverage penalty keeps it
-#: from growing over the frame (without it "a red cube" grows into the whole box).
+#: lens, 45-60% ambient light); the prior picks the start shape from its own samples of the prompt
+#: (``shape_init="auto"``: a ball start stays a ball, so a torus needs a ring start) and the coverage
+#: penalty keeps the object from growing over the frame (without it "a red cube" grows into the whole box).
 MINI_GENERATE = GenerateConfig(
     nerf=NerfStageConfig(
         steps=400, resolution=32, n_samples_per_ray=128, grid_resolution=32, batch_size=4,
@@ -178,7 +180,7 @@ MINI_GENERATE = GenerateConfig(
         orientation=0.0, sparsity=0.0, opacity_entropy=0.0, opacity_penalty=50.0, max_coverage=0.35,
         guidance_preset="csd-nerf-if",
         guidance={"negative_prompt": None, "negative_weight": 0.0, "t_range": [0.02, 0.98],
-                  "view_prompts": False}),
+                  "view_prompts": False}, shape_init="auto"),
     mesh=MeshStageConfig(
         steps=150, tet_resolution=48, resolution=64, batch_size=4, lr_sdf=1e-2, lr_deformation=1e-2,
         lr_color=1e-3, shading={"lambertian": 0.7, "textureless": 0.3, "normal": 0.0},

@@ -48,6 +48,9 @@ def shape_bias(cfg: NerfStageConfig, empty: bool = False) -> str | MeshDensityBi
     """
     if cfg.shape_init == "blob":
         return "linear_blob"
+    if cfg.shape_init == "auto":
+        raise ValueError("build_volume(): shape_init 'auto' names no shape yet: pick one first "
+                         "(csdkit.pipelines.start_shape.choose_start_shape, as NerfStage does)")
     kw = {"scale": cfg.blob_scale, "length": cfg.blob_std}
     if empty:
         return MeshDensityBias.empty(SHAPE_LATTICE, **kw)
@@ -106,7 +109,7 @@ class NerfStage:
                  seed: int = 0) -> None:
         self.start: StartShapeChoice | None = None
         if cfg.shape_init == "auto":
-            self.start = choose_start_shape(prior, prompt, seed=seed, device=device)
+            self.start = choose_start_shape(prior, prompt, seed=seed)
             cfg = dataclasses.replace(cfg, shape_init=self.start.shape_init)
         torch.manual_seed(seed)
         self.cfg, self.device = cfg, device

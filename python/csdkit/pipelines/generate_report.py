@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from pathlib import Path
 
 from ..training import RunDirectory
@@ -25,8 +26,9 @@ def _img(path: Path, alt: str) -> str:
 def write_generate_report(run: RunDirectory, prompt: str, status: dict[str, dict]) -> Path:
     """Write ``report.html`` into the generation run directory and return its path.
 
-    One column per stage: its turntable, steps, seconds, seconds per step and loss curve; then the
-    run's config. Images are inlined, so the page opens offline.
+    One column per stage: its turntable, steps, seconds, seconds per step and loss curve (the NeRF column
+    also shows the prior's samples its start shape was picked from); then the run's config. Images are
+    inlined, so the page opens offline.
     """
     cols = []
     for stage in STAGES:
@@ -40,6 +42,11 @@ def write_generate_report(run: RunDirectory, prompt: str, status: dict[str, dict
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
                        for k, v in info.items())
         parts.append(f"<table>{rows}</table>")
+        start = folder / "start_samples.png"
+        if start.exists():  # shape_init "auto": what the prior drew of the prompt, and the start it named
+            name = json.loads((folder / "start_shape.json").read_text()).get("name", "?")
+            parts.append(f"<p>Start shape <b>{html.escape(name)}</b>, named by the prior from its own "
+                         f"samples of the prompt:</p>{_img(start, 'start-shape samples')}")
         metrics = RunDirectory(folder).read_metrics()
         if metrics:
             parts.append(loss_curve_svg(metrics, "loss", width=360, height=160))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..classifier import prompt_errors
 from ..priors.base import DiffusionPrior
 from .data import COLORS, SHAPES, reference_colors, render_scenes, sample_scenes
 from .sample import sample
@@ -34,18 +35,7 @@ def denoising_errors(prior: DiffusionPrior, images: torch.Tensor, prompts: list[
     noise and ``prior.predict_noise`` averaged over ``timesteps``, with the same ``x_t`` (noise and
     timestep) for all ``K`` prompts, so the comparison between prompts is paired.
     """
-    x = prior.encode(images.to(prior.device))
-    emb = prior.embed(list(prompts))
-    k = len(prompts)
-    out = torch.zeros(x.shape[0], k)
-    for i in range(x.shape[0]):
-        for t in timesteps:
-            noise = torch.randn(x[i:i + 1].shape, generator=generator).to(x.device)
-            tt = torch.full((1,), int(t), dtype=torch.long, device=x.device)
-            x_t = prior.add_noise(x[i:i + 1], noise, tt)
-            eps = prior.predict_noise(x_t.expand(k, -1, -1, -1), tt.expand(k), emb)
-            out[i] += ((eps - noise) ** 2).mean((1, 2, 3)).float().cpu()
-    return out / len(timesteps)
+    return prompt_errors(prior, prior.encode(images.to(prior.device)), prompts, timesteps, generator)
 
 
 def implicit_classifier(prior: DiffusionPrior, per_color: int = 5, n_timesteps: int = 8,

@@ -3,7 +3,8 @@
 
 For the MiniPrior, ancestral DDPM gives far more faithful colours than DDIM at the same guidance,
 so it is the sampler shipped here; guidance 7.5 (the default) gives the asked colour far more often
-than 3 or 5 (docs/miniprior.md has the measured numbers).
+than 3 or 5 (docs/miniprior.md has the measured numbers). The sampler itself is
+:func:`csdkit.guidance.sampling.sample_prior_space`; this wrapper decodes its result.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..priors.base import DiffusionPrior
+from ..sampling import sample_prior_space
 
 
 @torch.no_grad()
@@ -23,32 +25,5 @@ def sample(prior: DiffusionPrior, prompts: list[str], guidance: float = 7.5, ste
 
     Returns ``images [P, 3, R, R]`` float32 in [0, 1] on ``prior.device`` (``R = prior.resolution``).
     """
-    if not isinstance(prompts, (list, tuple)) or not prompts:
-        raise ValueError(f"sample(): prompts must be a non-empty list of str, got {prompts!r}")
-    if not 1 <= int(steps) <= prior.num_train_timesteps:
-        raise ValueError(f"sample(): steps must lie in [1, {prior.num_train_timesteps}], got {steps}")
-    n, r, dev = len(prompts), prior.resolution, prior.device
-    cond = prior.embed(list(prompts))
-    empty = prior.embed([""]).expand_as(cond)
-    context = torch.cat([cond, empty])
-    abar = prior.alphas_cumprod.to(dev, torch.float64)
-    ts = torch.linspace(prior.num_train_timesteps - 1, 0, int(steps)).round().long().unique_consecutive()
-    x = torch.randn(n, 3, r, r, generator=generator).to(dev)
-    for i, t in enumerate(ts.tolist()):
-        t_prev = int(ts[i + 1]) if i + 1 < len(ts) else -1
-        a_t = abar[t]
-        a_prev = abar[t_prev] if t_prev >= 0 else torch.ones((), dtype=torch.float64, device=dev)
-        tt = torch.full((2 * n,), t, dtype=torch.long, device=dev)
-        eps_c, eps_u = prior.predict_noise(torch.cat([x, x]), tt, context).chunk(2)
-        eps = eps_u + guidance * (eps_c - eps_u)
-        x0 = (x - (1 - a_t).sqrt().float() * eps) / a_t.sqrt().float()
-        if clip_x0:
-            x0 = x0.clamp(-1, 1)
-        beta = 1 - a_t / a_prev                               # beta of the respaced step
-        c0 = (a_prev.sqrt() * beta / (1 - a_t)).float()
-        ct = ((1 - beta).sqrt() * (1 - a_prev) / (1 - a_t)).float()
-        x = c0 * x0 + ct * x
-        if t_prev >= 0:
-            var = (beta * (1 - a_prev) / (1 - a_t)).float()
-            x = x + var.sqrt() * torch.randn(x.shape, generator=generator).to(dev)
+    x = sample_prior_space(prior, prompts, guidance, steps, generator, clip_x0, fn="sample")
     return prior.decode(x).float()

@@ -11,7 +11,7 @@ import trimesh
 
 from csdkit.geometry.primitives import BUILTIN_MESHES
 from csdkit.geometry.shape_bias import MeshDensityBias
-from csdkit.guidance.classifier import denoising_advantage, prompt_errors
+from csdkit.guidance.classifier import prompt_errors
 from csdkit.guidance.mini import MiniPrior
 from csdkit.guidance.mini.data import SHAPES, render_scenes, sample_scenes
 from csdkit.guidance.priors import build_prior
@@ -38,19 +38,6 @@ def test_new_builtin_meshes_are_closed_and_stand_along_y(name):
     if name == "cone":  # apex up: the top slice is narrower than the bottom one
         v = mesh.vertices
         assert v[v[:, 1] > 0.8][:, 0].abs().max() < v[v[:, 1] < -0.8][:, 0].abs().max()
-
-
-def test_denoising_advantage_is_paired_and_prefers_the_described_image(prior):
-    g = torch.Generator().manual_seed(3)
-    scenes = sample_scenes(4, g, p_solid=1.0)
-    scenes.color1.fill_(0)  # red
-    images = render_scenes(scenes, prior.resolution, g)
-    a = denoising_advantage(prior, images, "a red object", seed=5)
-    assert a.shape == (4,) and torch.equal(a, denoising_advantage(prior, images, "a red object", seed=5))
-    b = denoising_advantage(prior, images, "a blue object", seed=5)
-    assert float(a.mean()) > float(b.mean())  # the true colour helps the denoiser more
-    with pytest.raises(ValueError, match=r"images must be a \[B, 3, H, W\]"):
-        denoising_advantage(prior, images[:, :1], "a red object")
 
 
 def test_prompt_errors_name_the_shape_of_training_renders(prior):

@@ -8,15 +8,12 @@ than under the empty prompt. The expected gap,
 is (up to weights per ``t``) the gap between the ELBOs of ``x`` under ``y`` and unconditionally, i.e. an
 estimate of ``log p(y | x)`` up to a constant (the implicit classifier that CSD's gradient is the score of).
 
-Two directions:
-- :func:`prompt_errors`: one image, several prompts, the same noise for all prompts (paired). The prompt
-  with the lowest error labels the image: the zero-shot diffusion classifier (Li et al. 2023, "Your
-  diffusion model is secretly a zero-shot classifier"). This direction is well calibrated.
-  :func:`csdkit.pipelines.start_shape.choose_start_shape` uses it to name the shape of the prior's own
-  samples of the prompt.
-- :func:`denoising_advantage`: one prompt, several images, the same noise for all images. It ranks which
-  image fits the prompt best, but the ranking also follows how much of the frame an image's object covers
-  and how far it is from the prior's training images (docs/generation.md measures both).
+:func:`prompt_errors` compares several prompts on one image, with the same noise for every prompt (paired):
+the prompt with the lowest error labels the image. This is the zero-shot diffusion classifier (Li et al.
+2023, "Your diffusion model is secretly a zero-shot classifier").
+:func:`csdkit.pipelines.start_shape.choose_start_shape` uses it to name the shape of the prior's own samples
+of the prompt. The other direction (one prompt, several images: which image fits the prompt best) is poorly
+calibrated: it also follows how much of the frame an image's object covers (docs/generation.md).
 """
 
 from __future__ import annotations
@@ -24,14 +21,6 @@ from __future__ import annotations
 import torch
 
 from .priors.base import DiffusionPrior
-
-_FN = "denoising_advantage"
-
-
-def prompt_and_empty(prior: DiffusionPrior, prompt: str, batch: int) -> torch.Tensor:
-    """``[2 * batch, ...]`` embeddings: ``batch`` rows of ``prompt``, then ``batch`` of the empty prompt."""
-    emb = prior.embed([prompt, ""])
-    return torch.cat([emb[:1].expand(batch, *emb.shape[1:]), emb[1:].expand(batch, *emb.shape[1:])])
 
 
 @torch.no_grad()
@@ -68,47 +57,4 @@ def prompt_errors(prior: DiffusionPrior, x: torch.Tensor, prompts: list[str], ti
     return out / len(timesteps)
 
 
-@torch.no_grad()
-def denoising_advantage(prior: DiffusionPrior, images: torch.Tensor, prompt: str, *,
-                        t_range: tuple[float, float] = (0.2, 0.65), n_timesteps: int = 8,
-                        seed: int = 0) -> torch.Tensor:
-    """Per-image advantage of ``prompt`` over the empty prompt at denoising (higher: fits better).
-
-    Args:
-        images: ``[B, 3, H, W]`` float in [0, 1], any device (moved to ``prior.device``; resized by
-            ``prior.encode``).
-        prompt: the text.
-        t_range: the timesteps, as fractions of ``prior.num_train_timesteps``; ``n_timesteps`` evenly
-            spaced in it. Mid-range ``t`` is where the prompt matters most: at small ``t`` the image gives
-            everything away, at large ``t`` the prediction barely depends on it.
-        seed: the noise draws; the same ``seed`` and ``B`` give the same noise, so calls on different
-            images are paired.
-
-    Returns:
-        ``[B]`` float32 on CPU: the mean over timesteps of the squared-error gap (per element).
-    """
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
-        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"{_FN}(): images must be a [B, 3, H, W] tensor, got {got}")
-    if not (0.0 <= t_range[0] <= t_range[1] <= 1.0):
-        raise ValueError(f"{_FN}(): t_range must be 0 <= lo <= hi <= 1, got {t_range}")
-    if n_timesteps < 1:
-        raise ValueError(f"{_FN}(): n_timesteps must be >= 1, got {n_timesteps}")
-    x = prior.encode(images.to(prior.device, torch.float32)).to(prior.dtype)
-    b = x.shape[0]
-    emb = prompt_and_empty(prior, prompt, b)
-    n = prior.num_train_timesteps
-    steps = torch.linspace(t_range[0] * (n - 1), t_range[1] * (n - 1), n_timesteps).round().long()
-    g = torch.Generator().manual_seed(seed)
-    gap = torch.zeros(b)
-    for t in steps.tolist():
-        noise = torch.randn(x.shape, generator=g).to(x.device, x.dtype)
-        tt = torch.full((b,), int(t), dtype=torch.long, device=x.device)
-        x_t = prior.add_noise(x, noise, tt)
-        eps = prior.predict_noise(torch.cat([x_t, x_t]), torch.cat([tt, tt]), emb).float()
-        err = ((eps - noise.float().repeat(2, 1, 1, 1)) ** 2).mean(dim=(1, 2, 3)).cpu()
-        gap += err[b:] - err[:b]
-    return gap / len(steps)
-
-
-__all__ = ["denoising_advantage", "prompt_and_empty", "prompt_errors"]
+__all__ = ["prompt_errors"]

@@ -18,12 +18,9 @@ from ..classifier import prompt_errors
 from ..priors.base import DiffusionPrior
 from .data import COLORS, SHAPES, reference_colors, render_scenes, sample_scenes
 from .sample import sample
+from .text import _article
 
 EVAL_SEED = 987_654_321  # far from the training seeds (seed * 1_000_003 + step)
-
-
-def _article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
 
 
 @torch.no_grad()

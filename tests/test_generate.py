@@ -89,6 +89,7 @@ def test_run_directory_holds_every_stage(cube_run):
     report = (out / "report.html").read_text()
     assert report.count("<img") >= 4  # one turntable per stage, side by side, and the start-shape samples
     assert "Start shape <b>cube</b>" in report  # the default start: the prior names its samples of "a red cube"
+    assert "Euler characteristic <b>2</b> (start shape 2)" in report
     # the interactive view embeds both stage meshes, and the page allows no network (strict CSP)
     assert "mesh (stage 2)" in report and "textured (stage 3)" in report and "default-src 'none'" in report
     assert result.mesh.uv is not None and result.mesh.texture is not None
@@ -104,6 +105,8 @@ def test_cube_is_one_closed_component_without_holes(cube_run):
     chi = len(np.unique(f)) - len(edges) + len(f)
     assert chi == 2, f"a cube has Euler characteristic 2 (no hole), got {chi}"
     assert enclosed_volume(v, f) > 0
+    topology = json.loads((out / "mesh" / "topology.json").read_text())
+    assert (topology["start_euler"], topology["euler"]) == (2, chi), topology
 
 
 def test_cube_proportions_and_size(cube_run):
@@ -190,6 +193,8 @@ def test_the_torus_prompt_alone_gives_a_ring_with_its_hole(tmp_path):
     assert components(len(v), f) == 1
     chi = len(np.unique(f)) - len(edges) + len(f)
     assert chi == 0, f"a torus has Euler characteristic 0 (one hole), got {chi}"
+    topology = json.loads((tmp_path / "run" / "mesh" / "topology.json").read_text())
+    assert (topology["start_euler"], topology["euler"]) == (0, 0), topology  # the closing kept the ring's hole
     extent = np.sort(v.max(0) - v.min(0))
     assert extent[0] / extent[2] < 0.75, extent  # a flat ring, not a ball
     colors = mesh.vertex_colors.numpy()

@@ -114,6 +114,9 @@ class MeshStageConfig:
             deformation gradients over the surface's grid vertices each step
             (:func:`csdkit.geometry.tet_grid.smooth_surface_gradient`; 0: off), against guidance noise
             re-roughening the surface.
+        close_handles: the largest closing radius, in grid cells, that may fill thin tunnels so that the
+            surface keeps the topology of the NeRF's start shape (:func:`csdkit.geometry.close_handles`,
+            at the start of the stage and at export; 0: off). A tunnel wider than about twice this stays.
     """
 
     steps: int
@@ -136,6 +139,7 @@ class MeshStageConfig:
     antialias: bool = True
     sdf_smoothing: float = 0.0
     gradient_smoothing: float = 0.0
+    close_handles: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +192,7 @@ MINI_GENERATE = GenerateConfig(
         fov_range=(38.0, 45.0), guidance_preset="csd-mesh-sd",
         guidance={"negative_prompt": None, "negative_weight": 0.0, "t_range": [0.02, 0.98],
                   "weighting": "uniform", "grad_normalize": True, "view_prompts": False},
-        sdf_smoothing=2.0, gradient_smoothing=2.0),
+        sdf_smoothing=2.0, gradient_smoothing=2.0, close_handles=3),
     texture_steps=200,
 )
 

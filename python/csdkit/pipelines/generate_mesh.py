@@ -14,6 +14,7 @@ fine-tuned at ``lr_color``), so the shaded renders carry the colours the NeRF st
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,19 +24,23 @@ from ..geometry.dmtet import DMTet
 from ..geometry.implicit_volume import ImplicitVolume
 from ..geometry.mesh import Mesh
 from ..geometry.regularizers import weight_at
+from ..geometry.shape_bias import MeshDensityBias
 from ..geometry.tet_grid import blur_lattice, smooth_surface_gradient
+from ..geometry.topology import HandleClosing, close_handles, euler_characteristic
 from ..guidance.presets import guidance_preset
 from ..guidance.priors.base import DiffusionPrior
 from ..io import load_mesh, save_glb
 from ..render.mesh_renderer import MeshRenderer
 from ..training import RunDirectory, Trainer, TrainerResult, image_grid
-from ..training.checkpoint import atomic_save
+from ..training.checkpoint import atomic_save, atomic_write_bytes
 from .common import MeshViews, turntable
 from .generate_config import MeshStageConfig
 
 MESH_FILE = "mesh.glb"
 #: The refined DMTet itself (``save_dmtet`` / ``load_dmtet``), so ``csdkit edit RUN_DIR`` can edit it.
 DMTET_FILE = "dmtet.pt"
+#: Start and final Euler characteristic and the tunnels closed (``MeshStageConfig.close_handles``).
+TOPOLOGY_FILE = "topology.json"
 SHADING_MODES = ("lambertian", "textureless", "normal")
 
 
@@ -51,7 +56,9 @@ class MeshStage:
         seed: seeds the step generator.
 
     Attributes: ``dmtet``, ``volume``, ``threshold`` (the density level the SDF was cut at),
-    ``renderer``, ``guidance``, ``optimizer``, ``generator``; :meth:`step` is the Trainer's ``step_fn``.
+    ``start_euler`` (the Euler characteristic of the NeRF's start shape, or None), ``closing`` (the
+    :class:`~csdkit.geometry.topology.HandleClosing` of the start SDF, or None), ``renderer``,
+    ``guidance``, ``optimizer``, ``generator``; :meth:`step` is the Trainer's ``step_fn``.
     """
 
     def __init__(self, prompt: str, prior: DiffusionPrior, cfg: MeshStageConfig, volume: ImplicitVolume,
@@ -73,6 +80,11 @@ class MeshStage:
             sigma = cfg.gradient_smoothing
             self.dmtet.sdf.register_hook(lambda g: smooth_surface_gradient(g[:, None], n, sigma)[:, 0])
             self.dmtet.deformation.register_hook(lambda g: smooth_surface_gradient(g, n, sigma))
+        self._box_boundary = lattice_boundary(n, self.dmtet.sdf.device)
+        self.seal_box()
+        self.dmtet.sdf.register_hook(lambda g: g.masked_fill(self._box_boundary, 0.0))
+        self.start_euler = start_euler_characteristic(volume, cfg.tet_resolution, cfg.min_component_fraction)
+        self.closing = self.keep_start_topology()
         self.renderer = MeshRenderer(cfg.resolution, antialias=cfg.antialias)
         self.guidance = guidance_preset(cfg.guidance_preset, prior, prompt, **cfg.guidance)
         self.views = MeshViews(tuple(cfg.distance_range), tuple(cfg.fov_range), device)
@@ -107,6 +119,32 @@ class MeshStage:
         sdf = torch.where((density > self.threshold) & (sdf >= 0), torch.full_like(sdf, -1e-4), sdf)
         sdf = torch.where((density <= self.threshold) & (sdf < 0), torch.full_like(sdf, 1e-4), sdf)
         self.dmtet.sdf.copy_(sdf)
+
+    @torch.no_grad()
+    def seal_box(self) -> int:
+        """Put the grid's outer layer outside (``sdf = max(|sdf|, 1e-3)``); returns the vertices moved.
+
+        A NeRF that reaches its box (a cone's base grown to the floor) would otherwise be cut open where
+        the level set meets the grid's border. Sealed, the surface is closed by a flat cap half a cell
+        inside the box. The step's gradient hook keeps the layer there.
+        """
+        sdf = self.dmtet.sdf
+        moved = self._box_boundary & (sdf <= 0)
+        sdf.copy_(torch.where(self._box_boundary, sdf.abs().clamp_min(1e-3), sdf))
+        return int(moved.sum())
+
+    def keep_start_topology(self) -> HandleClosing | None:
+        """Close the DMTet's thin tunnels that the start shape does not have (``cfg.close_handles``).
+
+        Returns the :class:`~csdkit.geometry.topology.HandleClosing`, or None when it is off or the start
+        shape's topology is unknown (a constant bias, or no closed start surface).
+        """
+        if self.cfg.close_handles <= 0 or self.start_euler is None:
+            return None
+        closing = close_handles(self.dmtet, self.start_euler, self.cfg.close_handles,
+                                self.cfg.min_component_fraction)
+        self.seal_box()
+        return closing
 
     def colored_mesh(self, mesh: Mesh) -> Mesh:
         """``mesh`` with vertex colours from the colour field (differentiable)."""
@@ -161,10 +199,44 @@ class MeshStage:
         return image_grid(torch.cat(rows), columns=n)
 
 
+def lattice_boundary(n: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """``[n**3]`` bool: the vertices of the outer layer of an ``n``-point lattice (:func:`tet_grid` order)."""
+    i = torch.arange(n, device=device)
+    edge = (i == 0) | (i == n - 1)
+    return (edge[:, None, None] | edge[None, :, None] | edge[None, None, :]).reshape(-1)
+
+
+@torch.no_grad()
+def start_euler_characteristic(volume: ImplicitVolume, resolution: int,
+                               min_component_fraction: float = 0.05) -> int | None:
+    """The Euler characteristic of the start shape the NeRF was biased towards, on a ``resolution`` DMTet.
+
+    2 for the ball biases (``"blob"``, ``"linear_blob"``); for a :class:`~csdkit.geometry.MeshDensityBias`
+    (a template or mesh start), the level set ``sdf = 0`` of its lattice extracted on a DMTet of the stage's
+    resolution. None for no bias, a constant or another module, or a start without a closed surface.
+    """
+    bias = volume.density_bias
+    if isinstance(bias, str):
+        return 2
+    if not isinstance(bias, MeshDensityBias):
+        return None
+    probe = DMTet(resolution, radius=volume.radius).to(bias.sdf.device)
+    probe.sdf.copy_(bias.signed_distance(probe.grid * probe.radius))
+    try:
+        return euler_characteristic(probe.export_mesh(min_component_fraction))
+    except ValueError:  # the lattice has no zero crossing inside the box
+        return None
+
+
 def run_mesh_stage(stage: MeshStage, run: RunDirectory | None, *, resume: bool, progress: bool,
                    checkpoint_every: int, preview_every: int, desc: str,
                    callback: Callable[[int, dict], None] | None = None) -> TrainerResult:
-    """Run the stage through the Trainer; on completion write mesh.glb, mesh.pt, dmtet.pt and turntable.png."""
+    """Run the stage through the Trainer.
+
+    On completion the start shape's topology is restored once more (:meth:`MeshStage.keep_start_topology`,
+    against tunnels the refinement opened) and mesh.glb, mesh.pt, dmtet.pt, topology.json and
+    turntable.png are written.
+    """
     step_fn = stage.step
     if callback is not None:
         def step_fn(step: int):
@@ -179,7 +251,12 @@ def run_mesh_stage(stage: MeshStage, run: RunDirectory | None, *, resume: bool, 
                       desc=desc)
     result = trainer.run(resume=resume)
     if run is not None and result.status == "completed":
+        at_export = stage.keep_start_topology()
         mesh = stage.export()
+        topology = {"start_euler": stage.start_euler, "euler": euler_characteristic(mesh),
+                    "at_start": None if stage.closing is None else stage.closing.to_dict(),
+                    "at_export": None if at_export is None else at_export.to_dict()}
+        atomic_write_bytes(run.path / TOPOLOGY_FILE, json.dumps(topology, indent=2).encode())
         save_glb(mesh, run.path / MESH_FILE)
         atomic_save({"vertices": mesh.vertices, "faces": mesh.faces, "vertex_colors": mesh.vertex_colors,
                      "threshold": stage.threshold}, run.path / "mesh.pt")
@@ -246,5 +323,5 @@ def load_stage_mesh(folder: Path) -> Mesh:
                      "(run --stages mesh)")
 
 
-__all__ = ["DMTET_FILE", "MESH_FILE", "MeshStage", "load_dmtet", "load_stage_mesh", "run_mesh_stage",
-           "save_dmtet"]
+__all__ = ["DMTET_FILE", "MESH_FILE", "MeshStage", "TOPOLOGY_FILE", "load_dmtet", "load_stage_mesh", "run_mesh_stage",
+           "save_dmtet", "start_euler_characteristic"]

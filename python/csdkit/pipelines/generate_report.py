@@ -23,11 +23,23 @@ def _img(path: Path, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" style="width:100%">'
 
 
+def _topology_line(topo: dict) -> str:
+    filled = sum((topo.get(k) or {}).get("filled_vertices", 0) for k in ("at_start", "at_export"))
+    start = topo.get("start_euler")
+    text = f"Euler characteristic <b>{topo.get('euler')}</b>"
+    if start is not None:
+        text += f" (start shape {start})"
+    if filled:
+        text += f"; {filled} grid vertices filled to close thin tunnels the start shape does not have"
+    return f"<p>{text}.</p>"
+
+
 def write_generate_report(run: RunDirectory, prompt: str, status: dict[str, dict]) -> Path:
     """Write ``report.html`` into the generation run directory and return its path.
 
     One column per stage: its turntable, steps, seconds, seconds per step and loss curve (the NeRF column
-    also shows the prior's samples its start shape was picked from); then the run's config. Images are
+    also shows the prior's samples its start shape was picked from, the mesh column the surface's Euler
+    characteristic against the start shape's); then the run's config. Images are
     inlined, so the page opens offline.
     """
     cols = []
@@ -47,6 +59,9 @@ def write_generate_report(run: RunDirectory, prompt: str, status: dict[str, dict
             name = json.loads((folder / "start_shape.json").read_text()).get("name", "?")
             parts.append(f"<p>Start shape <b>{html.escape(name)}</b>, named by the prior from its own "
                          f"samples of the prompt:</p>{_img(start, 'start-shape samples')}")
+        topology = folder / "topology.json"
+        if topology.exists():  # the mesh stage: the surface's Euler characteristic and the tunnels it closed
+            parts.append(_topology_line(json.loads(topology.read_text())))
         metrics = RunDirectory(folder).read_metrics()
         if metrics:
             parts.append(loss_curve_svg(metrics, "loss", width=360, height=160))

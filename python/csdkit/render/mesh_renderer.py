@@ -28,7 +28,29 @@ from .cameras import Cameras
 from .protocols import TexturedSurface
 from .raster_backends import BACKENDS, select_backend
 
-__all__ = ["MeshRenderer", "SHADINGS"]
+
+def barycentrics_in_triangle(rast: torch.Tensor) -> torch.Tensor:
+    """``rast [B, H, W, 4]`` with each covered pixel's barycentrics moved onto its triangle.
+
+    Coverage is decided on the rasterizer's snapped sub-pixel grid, the barycentrics from the exact
+    vertex positions (:func:`csdkit.ops.rasterize`). For a sliver triangle (DMTet makes many) the two
+    disagree: a pixel centre inside the snapped triangle can lie outside the exact one, with
+    barycentrics like ``(-2.6, 3.5, 0.1)``, and interpolating there extrapolates colours, normals and
+    UVs past the triangle's vertices (a render with values below 0). Such pixels get the barycentrics
+    clamped at 0 and renormalized to sum 1 (differentiable; the clamped weights get no gradient).
+    Pixels whose barycentrics are in the triangle are returned unchanged, bit for bit.
+    """
+    u, v = rast[..., 0], rast[..., 1]
+    weights = torch.stack([u, v, 1 - u - v], dim=-1)
+    outside = (rast[..., 3] > 0) & (weights < 0).any(-1)
+    if not bool(outside.any()):
+        return rast
+    clamped = weights.clamp_min(0)
+    clamped = clamped / clamped.sum(-1, keepdim=True).clamp_min(1e-30)
+    fixed = torch.cat([clamped[..., :2], rast[..., 2:]], dim=-1)
+    return torch.where(outside[..., None], fixed, rast)
+
+__all__ = ["MeshRenderer", "SHADINGS", "barycentrics_in_triangle"]
 
 #: Shading modes of :meth:`MeshRenderer.render`.
 SHADINGS = ("albedo", "lambertian", "textureless", "normal")
@@ -241,7 +263,8 @@ class MeshRenderer:
         pos = torch.cat([v, torch.ones_like(v[:, :1])], dim=1) @ mvp.transpose(1, 2)  # [B, V, 4]
         pos_r = pos * torch.tensor([1.0, -1.0, 1.0, 1.0], dtype=dtype, device=device)
         tri = mesh.faces_int32
-        rast, rast_db = backend.rasterize(pos_r, tri, (h, w))
+        rast_raw, rast_db = backend.rasterize(pos_r, tri, (h, w))
+        rast = barycentrics_in_triangle(rast_raw)
         hit = rast[..., 3:4] > 0
         mask = hit.to(dtype)
 
@@ -300,6 +323,6 @@ class MeshRenderer:
             "mask": mask,
             "position": position,
             "triangle_id": rast[..., 3].detach().round().long() - 1,
-            "_raster": (backend, rast, pos_r, tri),  # for the antialiasing pass in render()
+            "_raster": (backend, rast_raw, pos_r, tri),  # for the antialiasing pass in render()
         })
         return out

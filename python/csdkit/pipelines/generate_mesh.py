@@ -250,8 +250,10 @@ def run_mesh_stage(stage: MeshStage, run: RunDirectory | None, *, resume: bool, 
                       preview_every=preview_every, preview_fn=lambda step: stage.preview(), progress=progress,
                       desc=desc)
     result = trainer.run(resume=resume)
-    if run is not None and result.status == "completed":
-        at_export = stage.keep_start_topology()
+    if result.status != "completed":
+        return result
+    at_export = stage.keep_start_topology()
+    if run is not None:
         mesh = stage.export()
         topology = {"start_euler": stage.start_euler, "euler": euler_characteristic(mesh),
                     "at_start": None if stage.closing is None else stage.closing.to_dict(),

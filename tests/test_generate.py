@@ -64,6 +64,14 @@ def enclosed_volume(v: np.ndarray, f: np.ndarray) -> float:
     return float(np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])).sum() / 6.0)
 
 
+def closed_part_euler(v: np.ndarray, f: np.ndarray) -> int:
+    """Check that ``(v, f)`` is one closed part (every edge in two faces) and return its Euler characteristic."""
+    edges, counts = edges_of(f)
+    assert (counts == 2).all(), "the mesh must be closed: every edge shared by exactly two faces"
+    assert components(len(v), f) == 1
+    return len(np.unique(f)) - len(edges) + len(f)
+
+
 def nearest_palette_color(rgb: np.ndarray) -> str:
     names = list(PALETTE)
     refs = np.array([PALETTE[n] for n in names])
@@ -99,10 +107,7 @@ def test_cube_is_one_closed_component_without_holes(cube_run):
     _, out = cube_run
     mesh = load_stage_mesh(out / "mesh")
     v, f = mesh.vertices.numpy().astype(np.float64), mesh.faces.numpy()
-    edges, counts = edges_of(f)
-    assert (counts == 2).all(), "the mesh must be closed: every edge shared by exactly two faces"
-    assert components(len(v), f) == 1
-    chi = len(np.unique(f)) - len(edges) + len(f)
+    chi = closed_part_euler(v, f)
     assert chi == 2, f"a cube has Euler characteristic 2 (no hole), got {chi}"
     assert enclosed_volume(v, f) > 0
     topology = json.loads((out / "mesh" / "topology.json").read_text())
@@ -188,10 +193,7 @@ def test_the_torus_prompt_alone_gives_a_ring_with_its_hole(tmp_path):
     assert (tmp_path / "run" / "nerf" / "start_samples.png").stat().st_size > 0
     mesh = load_stage_mesh(tmp_path / "run" / "mesh")
     v, f = mesh.vertices.numpy().astype(np.float64), mesh.faces.numpy()
-    edges, counts = edges_of(f)
-    assert (counts == 2).all()
-    assert components(len(v), f) == 1
-    chi = len(np.unique(f)) - len(edges) + len(f)
+    chi = closed_part_euler(v, f)
     assert chi == 0, f"a torus has Euler characteristic 0 (one hole), got {chi}"
     topology = json.loads((tmp_path / "run" / "mesh" / "topology.json").read_text())
     assert (topology["start_euler"], topology["euler"]) == (0, 0), topology  # the closing kept the ring's hole
@@ -213,10 +215,7 @@ def test_the_cone_prompt_gives_a_closed_pointed_cone(tmp_path):
     assert start["name"] == "cone", start
     mesh = load_stage_mesh(tmp_path / "run" / "mesh")
     v, f = mesh.vertices.numpy().astype(np.float64), mesh.faces.numpy()
-    edges, counts = edges_of(f)
-    assert (counts == 2).all(), "closed, also where the base meets the box"
-    assert components(len(v), f) == 1
-    chi = len(np.unique(f)) - len(edges) + len(f)
+    chi = closed_part_euler(v, f)  # closed also where the base meets the box
     assert chi == 2, f"a cone has Euler characteristic 2, got {chi}"
     y = v[:, 1]
     lo, height = y.min(), y.max() - y.min()

@@ -130,8 +130,9 @@ def test_mesh_stage_seals_a_nerf_that_reaches_its_box():
     """A NeRF grown to its box (a cone's base on the floor) still gives a closed mesh, and stays sealed."""
     import dataclasses
 
+    from csdkit.geometry.tet_grid import lattice_boundary
     from csdkit.pipelines.generate_config import MINI_GENERATE
-    from csdkit.pipelines.generate_mesh import MeshStage, lattice_boundary
+    from csdkit.pipelines.generate_mesh import MeshStage
     from csdkit.pipelines.models import load_prior
 
     n = 5

@@ -29,7 +29,8 @@ import torch
 
 from ..ops._checks import check_int
 
-__all__ = ["KUHN_TETS", "blur_lattice", "smooth_surface_gradient", "tet_grid", "tet_grid_cache_dir", "tet_grid_edges"]
+__all__ = ["KUHN_TETS", "blur_lattice", "lattice_boundary", "smooth_surface_gradient", "tet_grid", "tet_grid_cache_dir",
+           "tet_grid_edges"]
 
 logger = logging.getLogger("csdkit.tet_grid")
 
@@ -162,6 +163,13 @@ def tet_grid_edges(resolution: int, device: torch.device | str | None = None) ->
         b = ids[d[0]:, d[1]:, d[2]:].reshape(-1)
         out.append(torch.stack([a, b], 1))
     return torch.cat(out)
+
+
+def lattice_boundary(n: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """``[n**3]`` bool: the vertices of the outer layer of an ``n``-point lattice (:func:`tet_grid` order)."""
+    i = torch.arange(n, device=device)
+    edge = (i == 0) | (i == n - 1)
+    return (edge[:, None, None] | edge[None, :, None] | edge[None, None, :]).reshape(-1)
 
 
 def blur_lattice(values: torch.Tensor, n: int, sigma: float) -> torch.Tensor:

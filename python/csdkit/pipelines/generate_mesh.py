@@ -25,7 +25,7 @@ from ..geometry.implicit_volume import ImplicitVolume
 from ..geometry.mesh import Mesh
 from ..geometry.regularizers import weight_at
 from ..geometry.shape_bias import MeshDensityBias
-from ..geometry.tet_grid import blur_lattice, smooth_surface_gradient
+from ..geometry.tet_grid import blur_lattice, lattice_boundary, smooth_surface_gradient
 from ..geometry.topology import HandleClosing, close_handles, euler_characteristic
 from ..guidance.presets import guidance_preset
 from ..guidance.priors.base import DiffusionPrior
@@ -197,13 +197,6 @@ class MeshStage:
         rows = [self.render(self.colored_mesh(mesh), cams, bg, light, "lambertian")["rgb"].cpu(),
                 self.render(mesh, cams, bg, light, "textureless")["rgb"].cpu()]
         return image_grid(torch.cat(rows), columns=n)
-
-
-def lattice_boundary(n: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """``[n**3]`` bool: the vertices of the outer layer of an ``n``-point lattice (:func:`tet_grid` order)."""
-    i = torch.arange(n, device=device)
-    edge = (i == 0) | (i == n - 1)
-    return (edge[:, None, None] | edge[None, :, None] | edge[None, None, :]).reshape(-1)
 
 
 @torch.no_grad()

@@ -62,7 +62,7 @@ test-cpp: build
 	ctest --test-dir $(firstword $(wildcard build/cp*)) --output-on-failure
 
 test-py: build tools browser-deps
-	$(VPY) -m pytest -q tests
+	$(VPY) -m pytest -q --durations=15 tests
 
 test: test-cpp test-py
 

@@ -17,7 +17,7 @@ from csdkit.geometry.regularizers import (
     weight_at,
 )
 from csdkit.ops import accumulate_along_rays, march_rays, render_weight_from_density
-from csdkit.render import PointLights, SolidBackground, VolumeRenderer
+from csdkit.render import PointLights, SolidBackground, VolumeRenderer, shade_expected_surface
 
 
 class AnalyticBall(nn.Module):
@@ -40,6 +40,24 @@ class AnalyticBall(nn.Module):
         if with_normals:
             out["normal"] = torch.nn.functional.normalize(x, dim=-1)
         return out
+
+
+class CountingBall(AnalyticBall):
+    """A ball, opaque or with a soft density halo (like a NeRF's), counting the points it is asked normals for."""
+
+    def __init__(self, soft: bool = True):
+        super().__init__(r=0.45, sigma=60.0 if soft else 400.0)
+        self.soft, self.normal_points = soft, 0
+
+    def density(self, x):
+        if not self.soft:
+            return super().density(x)
+        return self.log_sigma.exp() * torch.exp(-4.0 * (x.norm(dim=-1) / self.r) ** 2)
+
+    def forward(self, x, with_normals=False):
+        if with_normals:
+            self.normal_points += x.shape[0]
+        return super().forward(x, with_normals)
 
 
 class Fog(nn.Module):
@@ -144,6 +162,30 @@ def test_shading_modes_on_the_ball(shading):
     assert "normal" in out and "normal" in out["samples"]
 
 
+@pytest.mark.parametrize("shading", ["textureless", "normal"])
+def test_expected_surface_shading_matches_per_sample_shading_on_an_opaque_ball(shading):
+    """The previews' deferred shading: one normal per pixel at ``depth / opacity``. On an opaque surface it
+    gives the per-sample render's colours, with one geometry evaluation per pixel."""
+    ball = CountingBall(soft=False)  # opaque: all weight at the first samples inside
+    cams, res = cameras(2), 20
+    lights = PointLights.at([[2.0, 1.5, 2.0], [-1.0, 2.0, 2.5]], ambient=0.2, diffuse=0.7)
+    renderer = VolumeRenderer(res, n_samples_per_ray=512, grid=None, background=0.0)
+    with torch.no_grad():
+        full = renderer.render(ball, cams, shading=shading, lights=lights)
+        albedo = renderer.render(ball, cams, shading="albedo")
+    ball.normal_points = 0
+    rgb = shade_expected_surface(ball, cams, albedo, shading=shading, lights=lights)
+    assert rgb.shape == (2, res, res, 3)
+    covered = albedo["opacity"][..., 0] >= 1e-3
+    assert ball.normal_points == int(covered.sum())  # one normal per covered pixel
+    assert float((rgb - full["rgb"]).abs().max()) < 0.03
+    assert float(rgb[~covered].abs().max()) == 0.0
+    with pytest.raises(ValueError, match="shading must be 'textureless' or 'normal', got 'albedo'"):
+        shade_expected_surface(ball, cams, albedo, shading="albedo")
+    with pytest.raises(ValueError, match="the render has 2 views but 1 cameras"):
+        shade_expected_surface(ball, cameras(1), albedo)
+
+
 def test_rays_missing_the_box_and_empty_scene():
     cams = csdkit.Cameras.look_at([[0.0, 0.0, 3.0]], target=[[0.0, 0.0, 6.0]])  # looking away
     renderer = VolumeRenderer(8, 64, grid=None, background=(0.3, 0.6, 0.9))
@@ -199,6 +241,44 @@ def test_chunking_and_stratified_determinism():
     with torch.no_grad():  # eval: no jitter, seed irrelevant
         torch.testing.assert_close(big.render(ball, cams, generator=1)["rgb"],
                                    big.render(ball, cams, generator=2)["rgb"])
+
+
+@pytest.mark.parametrize("shading", ["textureless", "lambertian", "normal"])
+def test_no_grad_renders_skip_the_normals_of_negligible_samples(shading):
+    """Without gradients only samples of weight >= normal_weight_eps get normals; a pixel moves by at most the
+    weight of the skipped samples. With gradients every normal is computed, and the render is unchanged."""
+    ball, cams = CountingBall(), cameras(2)
+    gated, full = VolumeRenderer(24, 128, grid=None), VolumeRenderer(24, 128, grid=None, normal_weight_eps=0.0)
+    assert gated.normal_weight_eps == 1e-4
+    with torch.no_grad():
+        ref = full.render(ball, cams, shading=shading)
+        n_full, ball.normal_points = ball.normal_points, 0
+        out = gated.render(ball, cams, shading=shading)
+    w = ref["samples"]["weights"]
+    torch.testing.assert_close(out["samples"]["weights"], w)
+    skipped = w < 1e-4
+    assert 0 < ball.normal_points == int((~skipped).sum()) < 0.8 * n_full, (ball.normal_points, n_full)
+    assert bool((out["samples"]["normal"][skipped] == 0).all())
+    torch.testing.assert_close(out["samples"]["normal"][~skipped], ref["samples"]["normal"][~skipped])
+    bound = torch.zeros(24 * 24 * 2).index_add_(0, ref["samples"]["ray_indices"], w * skipped)
+    diff = (out["rgb"] - ref["rgb"]).abs().amax(-1).reshape(-1)
+    assert bool((diff <= bound + 1e-6).all()), float((diff - bound).max())
+    assert float(diff.max()) > 0  # the skipped samples did shade differently
+    train = gated.render(ball, cams, shading=shading, generator=3)  # with gradients: every normal
+    torch.testing.assert_close(train["rgb"], full.render(ball, cams, shading=shading, generator=3)["rgb"],
+                               rtol=0, atol=0)
+    with pytest.raises(ValueError, match="normal_weight_eps"):
+        VolumeRenderer(8, normal_weight_eps=-1.0)
+
+
+def test_default_chunk_size_depends_on_the_device():
+    ball, cams = AnalyticBall(sigma=20.0), cameras(2)
+    renderer = VolumeRenderer(96, 64, grid=None)
+    assert renderer.chunk_rays is None  # 8192 on the CPU: this render is two chunks
+    with torch.no_grad():
+        a = renderer.render(ball, cams, shading="lambertian")
+        b = VolumeRenderer(96, 64, grid=None, chunk_rays=1 << 16).render(ball, cams, shading="lambertian")
+    torch.testing.assert_close(a["rgb"], b["rgb"])
 
 
 def test_gradients_reach_geometry_and_background():

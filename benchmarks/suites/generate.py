@@ -16,6 +16,9 @@ Cases:
   samples, 16-level hash grid), finite differences (``csdkit``) against analytic normals (the baseline).
 * ``mesh_step``: one mesh-stage step (DMTet extraction, coloured render, CSD, regularizers, backward, Adam),
   compiled vs reference.
+* ``nerf_preview``: the NeRF stage's preview (4 orbit views at 64x64: albedo, and the shaded shape by
+  ``shade_expected_surface``), against the same views with every sample shaded textureless, every normal
+  computed and 65536-ray chunks (``per_sample``, the baseline: the preview before stop 28).
 * ``start_shape_choice``: the default start-shape pick (``shape_init="auto"``: 8 samples of the prompt by the
   NeRF-stage prior, named by its zero-shot classifier; ``n`` is the number of samples), timed once.
 * ``run_default`` (not with ``--quick``): one complete default ``csdkit.generate`` (all three stages, MiniPrior,
@@ -36,7 +39,7 @@ from csdkit.pipelines.generate_config import MINI_GENERATE, OFFICIAL_GENERATE
 from csdkit.pipelines.generate_mesh import MeshStage
 from csdkit.pipelines.generate_nerf import NerfStage
 from csdkit.pipelines.start_shape import choose_start_shape
-from csdkit.render import ShadingSchedule
+from csdkit.render import Cameras, PointLights, ShadingSchedule, VolumeRenderer
 from harness import Case
 
 PROMPT = "a yellow torus"
@@ -85,6 +88,23 @@ def _stepper(stage, shading: str | None):
     return run
 
 
+def _per_sample_preview(stage: NerfStage, n: int = 4, size: int = 64):
+    """The baseline of ``nerf_preview``: albedo and per-sample textureless renders of the stage's orbit views,
+    every normal computed (``normal_weight_eps=0``) in chunks of 65536 rays, with the stage's occupancy grid."""
+    c = stage.cfg
+    renderer = VolumeRenderer(size, c.n_samples_per_ray, grid=stage.grid, normal_weight_eps=0.0, chunk_rays=1 << 16)
+    cams = Cameras.orbit(n, elevation=15.0, distance=sum(c.distance_range) / 2,
+                         fov_y=sum(c.fov_range) / 2).to(stage.device)
+    lights = PointLights.at(cams.position, ambient=c.ambient, diffuse=c.diffuse)
+
+    def run():
+        with torch.no_grad():
+            for mode in ("albedo", "textureless"):
+                renderer.render(stage.volume, cams, shading=mode, lights=lights, background=0.5)
+
+    return run
+
+
 def cases(device: str, quick: bool) -> list[Case]:
     torch.set_num_threads(1)  # what ``csdkit generate`` uses by default (--threads 1)
     nerf_prior, mesh_prior, cfg = _priors(device)
@@ -126,6 +146,8 @@ def cases(device: str, quick: bool) -> list[Case]:
                      repeats=1, warmup=0)]
 
     base = NerfStage(PROMPT, nerf_prior, dataclasses.replace(cfg.nerf, steps=1), dev, seed=0)
+    out += [Case("nerf_preview", "csdkit", base.preview, 4, repeats=3, warmup=1),
+            Case("nerf_preview", "per_sample", _per_sample_preview(base), 4, baseline=True, repeats=3, warmup=1)]
     fast_mesh = MeshStage(PROMPT, mesh_prior, cfg.mesh, base.volume, dev, seed=1)
     ref_mesh = MeshStage(PROMPT, mesh_prior, cfg.mesh,
                          NerfStage(PROMPT, nerf_prior, cfg.nerf, dev, seed=0).volume, dev, seed=1)

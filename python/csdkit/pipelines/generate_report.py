@@ -14,7 +14,7 @@ from ..training.report import loss_curve_svg, report_csp
 from ..viewer import MAX_GLB_BYTES, embed_viewer
 from .generate_config import STAGES
 
-_TITLES = {"nerf": "1. NeRF (volume: albedo / textureless)", "mesh": "2. DMTet mesh (lambertian)",
+_TITLES = {"nerf": "1. NeRF (volume: albedo / shaded)", "mesh": "2. DMTet mesh (lambertian)",
            "texture": "3. UV texture"}
 
 

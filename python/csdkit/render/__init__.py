@@ -9,7 +9,8 @@ from .cameras import Cameras
 from .mesh_renderer import MeshRenderer
 from .protocols import DensityField, TexturedSurface
 from .shading import SHADING_MODES, PointLights, ShadingSchedule, shade
-from .volume_renderer import VolumeRenderer
+from .volume_renderer import VolumeRenderer, shade_expected_surface
 
 __all__ = ["SHADING_MODES", "Background", "Cameras", "DensityField", "MeshRenderer", "NeuralEnvironmentMap",
-           "PointLights", "ShadingSchedule", "SolidBackground", "TexturedSurface", "VolumeRenderer", "shade"]
+           "PointLights", "ShadingSchedule", "SolidBackground", "TexturedSurface", "VolumeRenderer", "shade",
+           "shade_expected_surface"]

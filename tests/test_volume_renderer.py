@@ -184,6 +184,8 @@ def test_expected_surface_shading_matches_per_sample_shading_on_an_opaque_ball(s
         shade_expected_surface(ball, cams, albedo, shading="albedo")
     with pytest.raises(ValueError, match="the render has 2 views but 1 cameras"):
         shade_expected_surface(ball, cameras(1), albedo)
+    with pytest.raises(ValueError, match=r"one light per view \(2\), got 1 lights"):
+        shade_expected_surface(ball, cams, albedo, lights=PointLights.at([0.0, 2.0, 0.0]))
 
 
 def test_rays_missing_the_box_and_empty_scene():

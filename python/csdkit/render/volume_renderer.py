@@ -347,12 +347,17 @@ def shade_expected_surface(geometry, cameras: Cameras, render: dict, *, shading:
     hit = opacity[..., 0] >= max(min_opacity, 1e-12)  # [B, H, W]
     t = depth[hit] / opacity[hit]  # [P, 1]
     points = origins[hit] + t * dirs[hit]
-    normals = geometry(points, with_normals=True)["normal"].to(depth) if points.numel() else points
+    chunk = CPU_CHUNK_RAYS if depth.device.type == "cpu" else GPU_CHUNK_RAYS
+    normals = torch.cat([geometry(points[i:i + chunk], with_normals=True)["normal"].to(depth)
+                         for i in range(0, points.shape[0], chunk)]) if points.shape[0] else points
     if shading == "normal":
         color = shade("normal", normals=normals)
     else:
         if lights is None:
             lights = PointLights.at(cameras.position)
+        if not isinstance(lights, PointLights) or len(lights) != b:
+            got = f"{len(lights)} lights" if isinstance(lights, PointLights) else type(lights).__name__
+            raise ValueError(f"{fn}(): lights must be PointLights with one light per view ({b}), got {got}")
         lights = lights.to(depth.device, depth.dtype)
         view = torch.nonzero(hit)[:, 0]
         color = shade("textureless", None, normals, lights.directions(points, view), lights.ambient[view],
